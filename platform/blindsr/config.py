@@ -1,0 +1,478 @@
+"""The typed configuration tree of a blindsr run.
+
+Dataclasses are the schema; YAML is only serialisation. Every loader path (YAML file, dict from the
+Ray boundary, ``--set a.b=value`` overrides) goes through :func:`from_dict`, which rejects unknown keys
+and wrong types with a message naming the key, where it came from and the valid choices.
+
+Presets are plain functions returning a modified default :class:`Config` (compose, don't inherit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message says which, where, and what is allowed."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Schema
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DegradationConfig:
+    """Distribution that ``sample_spec`` draws one degradation per task from.
+
+    Kernel parameters follow ``convention``: ``eig_var`` gives λ1, λ2 as covariance eigenvalues
+    (variances; CMDSR, CDSR/MANet, KAIR), ``sigma_std`` as standard deviations (DASR, BasicSR).
+    Isotropic widths are always standard deviations σ.
+    """
+
+    kernel: Literal["iso", "aniso", "mixed", "none"] = "iso"
+    kernel_size: int = 15
+    convention: Literal["eig_var", "sigma_std"] = "eig_var"
+    # isotropic σ: a discrete grid lo:step:hi when sigma_step > 0 (CMDSR), else continuous U(lo, hi)
+    sigma_range: list[float] = field(default_factory=lambda: [0.2, 4.0])
+    sigma_step: float = 0.1
+    # anisotropic λ1 ~ U(range), λ2 ~ U(lambda2_range) or U(lambda2_range[0], λ1) when lambda2_le_lambda1
+    lambda1_range: list[float] = field(default_factory=lambda: [0.7, 10.0])
+    lambda2_range: list[float] = field(default_factory=lambda: [0.7, 10.0])
+    lambda2_le_lambda1: bool = True
+    theta_range: list[float] = field(default_factory=lambda: [0.0, 3.141592653589793])
+    iso_prob: float = 0.5  # only for kernel == "mixed"
+    # "centered": odd kernel centred on the pixel; "shifted": MANet/CDSR top-left (k-s+1)² kernel
+    kernel_layout: Literal["centered", "shifted"] = "centered"
+    blur_border: Literal["reflect", "replicate", "circular"] = "reflect"
+    downsampler: Literal["bicubic", "sfold"] = "bicubic"
+    noise_range: list[float] = field(default_factory=lambda: [0.0, 75.0])  # AWGN σ on the 0–255 scale
+    jpeg_prob: float = 0.0
+    jpeg_quality_range: list[int] = field(default_factory=lambda: [30, 80])
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        for name in ("sigma_range", "lambda1_range", "lambda2_range", "theta_range", "noise_range",
+                     "jpeg_quality_range"):
+            lo_hi = getattr(self, name)
+            if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
+                out.append((name, f"expected [low, high] with low <= high, got {lo_hi}"))
+        if self.kernel_size < 1:
+            out.append(("kernel_size", f"must be >= 1, got {self.kernel_size}"))
+        if self.kernel_layout == "centered" and self.kernel_size % 2 == 0:
+            out.append(("kernel_size", f"a centred kernel needs an odd size, got {self.kernel_size}"))
+        for name in ("iso_prob", "jpeg_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                out.append((name, f"is a probability, must be in [0, 1], got {getattr(self, name)}"))
+        if self.kernel in ("iso", "mixed") and self.sigma_range[0] <= 0:
+            out.append(("sigma_range", f"widths must be > 0, got {self.sigma_range}"))
+        if self.noise_range[0] < 0:
+            out.append(("noise_range", f"noise levels must be >= 0, got {self.noise_range}"))
+        return out
+
+
+@dataclass
+class DataConfig:
+    """Where HR images come from and how tasks are cut from them."""
+
+    source: str = "corpus"  # "corpus" (built-in skimage photographs), an image folder, or a shard URI
+    val_source: str = "corpus"
+    patch_size: int = 48  # LR patch side; HR side = scale · patch_size
+    support_size: int = 20  # n: patches per task (CMDSR support set; CDSR uses 2 = query + key)
+    task_size: int = 8  # k: tasks per optimisation step
+    augment: bool = True  # flips and 90° rotations (dihedral group) per HR crop
+    val_tasks: int = 16
+    recursive: bool = True
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [(k, f"must be >= 1, got {getattr(self, k)}")
+                for k in ("patch_size", "support_size", "task_size", "val_tasks") if getattr(self, k) < 1]
+
+
+@dataclass
+class ModelConfig:
+    """Which architecture to build and its hyper-parameters (consumed by ``build_model``)."""
+
+    name: str = "cmdsr"
+    n_feats: int = 64
+    n_blocks: int = 10
+    support_size: int = 20
+    modulation: Literal["scale", "sft"] = "scale"
+    codebook_size: int = 1024
+    use_pixel_branch: bool = True
+    use_patch_branch: bool = True
+    use_codebook: bool = True
+    moco_queue: int = 8192
+    moco_momentum: float = 0.999
+    moco_temperature: float = 0.07
+
+
+@dataclass
+class LossConfig:
+    condition_loss: Literal["res", "con", "com"] = "com"  # CMDSR ConditionNet loss: L_res | L_con | L_con+λL_res
+    lambda_res: float = 0.1
+    contrastive_form: Literal["elementwise", "squared_distance"] = "elementwise"
+    weight_l1: float = 1.0
+    weight_contrast: float = 1.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    lr_condition: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=lambda: [500_000, 900_000])
+    gamma: float = 0.1
+    t0: int = 10  # CMDSR: ConditionNet step every t0 BaseNet steps; 0 = joint (non-alternating)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    val_every: int = 250
+    checkpoint_every: int = 250
+    keep_best: int = 2
+    max_failures: int = 1
+    log_every: int = 10
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    storage_path: str | None = None
+
+
+@dataclass
+class TrackingConfig:
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db
+    experiment: str | None = None  # None: one experiment per model family
+    register: bool = True
+    log_images: bool = True
+
+
+@dataclass
+class ScalingConfig:
+    num_workers: int = 1
+    use_gpu: bool | None = None  # None: use CUDA when available
+    cpus_per_worker: float = 1.0
+    degrade_actors: int = 1
+    degrade_cpus_per_actor: float = 1.0
+    degrade_gpu_fraction: float = 0.0  # >0 runs the degradation pipeline on CUDA inside the actors
+
+
+@dataclass
+class Config:
+    name: str = "blindsr"
+    seed: int = 0
+    scale: int = 4
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [] if 1 <= self.scale <= 8 else [("scale", f"must be an integer in [1, 8], got {self.scale}")]
+
+
+# --------------------------------------------------------------------------------------------------
+# dict <-> dataclass with strict checking
+# --------------------------------------------------------------------------------------------------
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _where(origin: str | None) -> str:
+    return f" in {origin}" if origin else ""
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if _is_optional(tp):
+        return f"{_type_name(_strip_optional(tp))} | None"
+    if get_origin(tp) is list:
+        return f"list[{_type_name(get_args(tp)[0])}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _is_optional(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp)
+
+
+def _strip_optional(tp: Any) -> Any:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    return args[0]
+
+
+def _coerce(value: Any, tp: Any, key: str, origin: str | None) -> Any:
+    """Return ``value`` converted to ``tp`` or raise ConfigError naming ``key``."""
+
+    def fail(extra: str = "") -> typing.NoReturn:
+        raise ConfigError(
+            f"{key}{_where(origin)}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__}){extra}"
+        )
+
+    if _is_optional(tp):
+        if value is None or (isinstance(value, str) and value.strip().lower() in {"none", "null", "~"}):
+            return None
+        return _coerce(value, _strip_optional(tp), key, origin)
+    if get_origin(tp) is Literal:
+        choices = get_args(tp)
+        if value in choices:
+            return value
+        raise ConfigError(
+            f"{key}{_where(origin)}: {value!r} is not a valid choice; valid choices: "
+            + ", ".join(repr(c) for c in choices)
+        )
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        fail()
+    if tp is int:
+        if isinstance(value, bool):
+            fail()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                try:
+                    f = float(value)
+                except ValueError:
+                    fail()
+                if f.is_integer():
+                    return int(f)
+        fail()
+    if tp is float:
+        if isinstance(value, bool):
+            fail()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads "1e-4" as a string (YAML 1.1)
+            try:
+                return float(value)
+            except ValueError:
+                fail()
+        fail()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        fail()
+    if get_origin(tp) is list:
+        (item_tp,) = get_args(tp)
+        if isinstance(value, str):
+            text = value.strip()
+            value = yaml.safe_load(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            fail()
+        return [_coerce(v, item_tp, f"{key}[{i}]", origin) for i, v in enumerate(value)]
+    raise ConfigError(f"{key}: unsupported field type {tp!r}")  # a schema bug, not a user error
+
+
+def _section_hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, origin: str | None = None, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (possibly partial) nested dict; missing keys keep defaults."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        where = prefix.rstrip(".") or "the top level"
+        raise ConfigError(f"{where}{_where(origin)}: expected a mapping of keys, got {type(data).__name__}")
+    hints = _section_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+            section = prefix.rstrip(".") or "the top level"
+            raise ConfigError(
+                f"unknown key {full!r}{_where(origin)}{hint}; valid keys in {section}: {', '.join(names)}"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value, origin, prefix=f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, tp, full, origin)
+    obj = cls(**kwargs)
+    for key, problem in getattr(obj, "problems", lambda: [])():
+        raise ConfigError(f"{prefix}{key}{_where(origin)}: {problem}")
+    return obj
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain dict (lists, not tuples) suitable for YAML and for the Ray boundary."""
+    return dataclasses.asdict(cfg)
+
+
+def flatten(cfg: Any) -> dict[str, Any]:
+    """``{"optim.lr": 1e-4, ...}``: the dotted view used for MLflow params and search spaces."""
+    out: dict[str, Any] = {}
+
+    def walk(d: dict[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk(to_dict(cfg), "")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# YAML and overrides
+# --------------------------------------------------------------------------------------------------
+
+
+def load_yaml(path: str | Path, base: Config | None = None) -> Config:
+    """Read a YAML config file. Keys it names replace those of ``base`` (default: ``Config()``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    return merge(base or Config(), data, origin=str(path))
+
+
+def save_yaml(cfg: Config, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_yaml(cfg))
+    return path
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
+def merge(cfg: Config, data: dict[str, Any], origin: str | None = None) -> Config:
+    """Overlay a nested partial dict onto ``cfg`` (validated like a fresh load)."""
+    merged = _deep_update(to_dict(cfg), data, origin)
+    return from_dict(type(cfg), merged, origin)
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any], origin: str | None, prefix: str = "") -> dict:
+    if not isinstance(new, dict):
+        where = prefix.rstrip(".") or "the top level"
+        raise ConfigError(f"{where}{_where(origin)}: expected a mapping, got {type(new).__name__}")
+    out = dict(base)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_update(out[k], v, origin, prefix=f"{prefix}{k}.")
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"optim.lr=2e-4"`` → ``("optim.lr", "2e-4")``; the value is typed later against the schema."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr=2e-4")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r}: empty key")
+    return key, value
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Config:
+    """Apply ``--set a.b=value`` overrides (strings) or a ``{"a.b": value}`` mapping."""
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    nested: dict[str, Any] = {}
+    for key, value in items:
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key!r} conflicts with an earlier override of {part!r}")
+        node[parts[-1]] = value
+    return merge(cfg, nested, origin="--set")
+
+
+# --------------------------------------------------------------------------------------------------
+# Presets (compose, don't inherit)
+# --------------------------------------------------------------------------------------------------
+
+
+def cmdsr_paper() -> Config:
+    """CMDSR (TIP 2022) training setting: ×4, 15×15 isotropic σ ∈ {0.2..4.0}, AWGN U[0,75], k=8, n=20."""
+    from blindsr.degradations.presets import cmdsr_train
+
+    return Config(
+        name="cmdsr_x4",
+        scale=4,
+        degradation=cmdsr_train(4),
+        data=DataConfig(patch_size=48, support_size=20, task_size=8),
+        model=ModelConfig(name="cmdsr", n_blocks=10, support_size=20),
+        optim=OptimConfig(lr=1e-4, lr_condition=1e-4, milestones=[500_000, 900_000], gamma=0.1, t0=10),
+        train=TrainConfig(steps=1_000_000, val_every=5000, checkpoint_every=5000),
+    )
+
+
+def cdsr_paper(scale: int = 4) -> Config:
+    """CDSR (ACM MM 2022): 21×21 anisotropic shifted kernels, s-fold, 32 images × (query, key) crops."""
+    from blindsr.degradations.presets import cdsr_train
+
+    return Config(
+        name=f"cdsr_x{scale}",
+        scale=scale,
+        degradation=cdsr_train(scale),
+        data=DataConfig(patch_size=48, support_size=2, task_size=32),
+        model=ModelConfig(name="cdsr", n_blocks=10, support_size=2),
+        loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
+        optim=OptimConfig(lr=1e-4, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0),
+        train=TrainConfig(steps=485_000, val_every=5000, checkpoint_every=5000),
+    )
+
+
+def preview() -> Config:
+    """Small CMDSR-distribution config used by the degradation preview (README main job)."""
+    cfg = cmdsr_paper()
+    cfg.name = "preview"
+    cfg.data.support_size = 4
+    return cfg
+
+
+PRESETS: dict[str, typing.Callable[[], Config]] = {
+    "cmdsr_paper": cmdsr_paper,
+    "cdsr_paper": cdsr_paper,
+    "preview": preview,
+}
+
+
+def build_config(
+    preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] | None = None
+) -> Config:
+    """Preset → YAML file → ``--set`` overrides, in that order; every layer validated."""
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    cfg = PRESETS[preset]() if preset else Config()
+    if config_file is not None:
+        cfg = load_yaml(config_file, base=cfg)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return cfg

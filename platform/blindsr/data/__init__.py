@@ -1,0 +1,1 @@
+"""HR image sources, task sampling and benchmark readers (no Ray in these modules)."""

@@ -1,0 +1,112 @@
+"""Task sampler: one task = n aligned (LR, HR) patch pairs from one HR image, sharing one degradation.
+
+Each HR crop is cut with a context margin (``spec.context()``, a multiple of the scale) so the blur and
+the bicubic filter never see a crop border; the margin is dropped after down-sampling, so a crop's LR
+equals the corresponding region of the whole image's LR. Augmentation (the 8 flips/90° rotations,
+albumentations ``D4``) is applied to the HR window before degradation; the degradation is the same for
+every patch of the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import albumentations as A
+import numpy as np
+import torch
+
+from blindsr.config import DegradationConfig
+from blindsr.data.sources import ImagePool
+from blindsr.degradations.pipeline import degrade
+from blindsr.degradations.sampling import sample_spec
+from blindsr.degradations.spec import DegradationSpec
+
+
+@dataclass
+class Task:
+    lr: np.ndarray  # (n, 3, h, w) uint8
+    hr: np.ndarray  # (n, 3, s·h, s·w) uint8
+    spec: DegradationSpec
+    image_id: str
+
+
+def crop_window(img: np.ndarray, top: int, left: int, size: int, margin: int) -> np.ndarray:
+    """(size+2m)² window around the crop [top:top+size, left:left+size] of an (H, W, 3) image.
+
+    Where the margin leaves the image, the image is mirror-extended (reflect-101).
+    """
+    h, w = img.shape[:2]
+    t, b = top - margin, top + size + margin
+    l, r = left - margin, left + size + margin
+    if t >= 0 and l >= 0 and b <= h and r <= w:
+        return img[t:b, l:r]
+    win = img[max(t, 0) : min(b, h), max(l, 0) : min(r, w)]
+    pads = ((max(-t, 0), max(b - h, 0)), (max(-l, 0), max(r - w, 0)), (0, 0))
+    return np.pad(win, pads, mode="reflect" if min(win.shape[:2]) > 1 else "edge")
+
+
+class TaskSampler:
+    """Cuts tasks of ``n`` patches (LR side ``patch_size``) from an image pool.
+
+    Args:
+        pool: HR images; each must be at least ``patch_size · scale`` on both sides.
+        patch_size: LR patch side h = w.
+        n: patches per task.
+        scale: down-scaling factor s.
+        augment: random flips / 90° rotations of each HR crop.
+        same_augment: one augmentation for all crops of a task (CDSR query/key pairs).
+        device: where the degradation runs ("cpu" or "cuda").
+    """
+
+    def __init__(
+        self,
+        pool: ImagePool,
+        patch_size: int,
+        n: int,
+        scale: int,
+        augment: bool = True,
+        same_augment: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if patch_size < 1 or n < 1:
+            raise ValueError(f"patch_size and n must be ≥ 1, got {patch_size}, {n}")
+        self.pool, self.patch, self.n, self.scale = pool, patch_size, n, scale
+        self.hr_size = patch_size * scale
+        small = [im.id for im in pool.images if min(im.shape) < self.hr_size]
+        if small:
+            raise ValueError(
+                f"{len(small)} images of {pool.origin} are smaller than the {self.hr_size} px HR patch "
+                f"(e.g. {small[0]}); load the pool with min_size={self.hr_size}"
+            )
+        self.augment, self.same_augment = augment, same_augment
+        self.device = torch.device(device)
+        self._d4 = A.Compose([A.D4(p=1.0)]) if augment else None
+
+    def _augment(self, window: np.ndarray, seed: int) -> np.ndarray:
+        self._d4.set_random_seed(seed)
+        return self._d4(image=window)["image"]
+
+    def sample(self, rng: np.random.Generator, spec: DegradationSpec) -> Task:
+        """One task with the given degradation; all randomness (image, crops, flips) from ``rng``."""
+        if spec.scale != self.scale:
+            raise ValueError(f"spec scale ×{spec.scale} differs from the sampler's ×{self.scale}")
+        img = self.pool[int(rng.integers(len(self.pool)))]
+        h, w = img.shape
+        margin = spec.context()
+        tops = rng.integers(0, h - self.hr_size + 1, size=self.n)
+        lefts = rng.integers(0, w - self.hr_size + 1, size=self.n)
+        shared_seed = int(rng.integers(2**31 - 1))
+        windows = []
+        for top, left in zip(tops, lefts, strict=True):
+            win = crop_window(img.pixels, int(top), int(left), self.hr_size, margin)
+            if self._d4 is not None:
+                win = self._augment(win, shared_seed if self.same_augment else int(rng.integers(2**31 - 1)))
+            windows.append(win)
+        batch = torch.from_numpy(np.stack(windows)).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
+        lr = degrade(batch, spec, margin=margin)
+        hr = batch[..., margin : margin + self.hr_size, margin : margin + self.hr_size]
+        return Task(lr=lr.cpu().numpy(), hr=hr.contiguous().cpu().numpy(), spec=spec, image_id=img.id)
+
+    def sample_random(self, rng: np.random.Generator, cfg: DegradationConfig) -> Task:
+        """Draw a degradation from ``cfg`` then a task with it."""
+        return self.sample(rng, sample_spec(rng, cfg, self.scale))

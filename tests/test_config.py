@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import yaml
+
+from blindsr.config import (
+    PRESETS,
+    Config,
+    ConfigError,
+    apply_overrides,
+    build_config,
+    dump_yaml,
+    flatten,
+    load_yaml,
+    save_yaml,
+)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_yaml_round_trip_every_preset(preset, tmp_path):
+    cfg = PRESETS[preset]()
+    path = save_yaml(cfg, tmp_path / "c.yaml")
+    again = load_yaml(path)
+    assert again == cfg
+    assert dump_yaml(again) == path.read_text()
+
+
+def test_partial_yaml_keeps_defaults(tmp_path):
+    p = tmp_path / "run.yaml"
+    p.write_text("optim:\n  lr: 1e-3\ndata:\n  patch_size: 32\n")
+    cfg = load_yaml(p)
+    assert cfg.optim.lr == pytest.approx(1e-3) and isinstance(cfg.optim.lr, float)  # YAML 1.1 reads 1e-3 as str
+    assert cfg.data.patch_size == 32
+    assert cfg.model == Config().model
+
+
+def test_unknown_key_names_key_file_and_choices(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("optim:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError) as e:
+        load_yaml(p)
+    msg = str(e.value)
+    assert "optim.lrr" in msg and str(p) in msg and "did you mean 'optim.lr'" in msg
+    assert "lr_condition" in msg  # valid keys listed
+
+
+def test_unknown_top_level_section(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("modle: {name: cdsr}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'modle'.*did you mean 'model'"):
+        load_yaml(p)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("data:\n  patch_size: big\n", r"data.patch_size in .*expected int, got 'big'"),
+        ("data:\n  patch_size: 1.5\n", r"data.patch_size .*expected int"),
+        ("optim:\n  lr: [1, 2]\n", r"optim.lr .*expected float"),
+        ("data:\n  augment: maybe\n", r"data.augment .*expected bool"),
+        ("degradation:\n  kernel: gaussian\n", r"degradation.kernel .*'gaussian' is not a valid choice.*'iso', 'aniso'"),
+        ("optim:\n  betas: [0.9, fast]\n", r"optim.betas\[1\] .*expected float"),
+        ("optim: 3\n", r"optim .*expected a mapping"),
+    ],
+)
+def test_wrong_types_are_reported(tmp_path, text, pattern):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=pattern):
+        load_yaml(p)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    p = tmp_path / "broken.yaml"
+    p.write_text("optim: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(p)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_yaml(tmp_path / "nope.yaml")
+
+
+def test_overrides_coerce_types():
+    cfg = apply_overrides(
+        Config(),
+        [
+            "optim.lr=2e-4",
+            "data.task_size=4",
+            "data.augment=false",
+            "degradation.noise_range=[0, 30]",
+            "optim.milestones=10,20",
+            "scaling.use_gpu=none",
+            "train.storage_path=/tmp/runs",
+            "name=a=b",
+        ],
+    )
+    assert cfg.optim.lr == 2e-4
+    assert cfg.data.task_size == 4 and cfg.data.augment is False
+    assert cfg.degradation.noise_range == [0.0, 30.0]
+    assert cfg.optim.milestones == [10, 20]
+    assert cfg.scaling.use_gpu is None
+    assert cfg.train.storage_path == "/tmp/runs"
+    assert cfg.name == "a=b"
+
+
+def test_override_errors():
+    with pytest.raises(ConfigError, match=r"unknown key 'optim.learning_rate' in --set"):
+        apply_overrides(Config(), ["optim.learning_rate=1"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides(Config(), ["optim.lr"])
+    with pytest.raises(ConfigError, match=r"data.patch_size in --set: expected int"):
+        apply_overrides(Config(), ["data.patch_size=x"])
+
+
+def test_build_config_layers(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  task_size: 2\n")
+    cfg = build_config("cmdsr_paper", p, ["data.support_size=5"])
+    assert cfg.name == "cmdsr_x4"  # from the preset
+    assert cfg.data.task_size == 2  # from the file
+    assert cfg.data.support_size == 5  # from --set
+    with pytest.raises(ConfigError, match="unknown preset 'nope'.*cmdsr_paper"):
+        build_config("nope")
+
+
+def test_flatten_is_dotted_and_complete():
+    flat = flatten(Config())
+    assert flat["optim.lr"] == 1e-4 and flat["degradation.kernel"] == "iso"
+    assert all(not isinstance(v, dict) for v in flat.values())
+    assert len(flat) == sum(len(v) if isinstance(v, dict) else 1 for v in yaml.safe_load(dump_yaml(Config())).values())
+
+
+def test_paper_presets_hold_paper_settings():
+    c = PRESETS["cmdsr_paper"]()
+    assert (c.scale, c.data.task_size, c.data.support_size, c.data.patch_size, c.optim.t0) == (4, 8, 20, 48, 10)
+    assert c.degradation.kernel_size == 15 and c.degradation.noise_range == [0.0, 75.0]
+    d = PRESETS["cdsr_paper"]()
+    assert d.degradation.kernel_size == 21 and d.degradation.downsampler == "sfold"
+    assert d.data.task_size == 32 and d.model.moco_queue == 8192
+    assert textwrap.dedent(dump_yaml(d)).startswith("name: cdsr_x4")
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("degradation.noise_range=[75, 0]", r"degradation.noise_range in --set: expected \[low, high\]"),
+        ("degradation.kernel_size=14", r"degradation.kernel_size in --set: a centred kernel needs an odd size"),
+        ("degradation.jpeg_prob=1.5", r"degradation.jpeg_prob in --set: is a probability"),
+        ("data.patch_size=0", r"data.patch_size in --set: must be >= 1"),
+        ("scale=0", r"scale in --set: must be an integer in \[1, 8\]"),
+    ],
+)
+def test_semantic_checks_name_the_key(override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        apply_overrides(Config(), [override])
