@@ -1,7 +1,7 @@
 """Preview a degradation preset: a PNG grid of (HR patch | kernel | LR patch) for k sampled tasks.
 
-    python jobs/preview_degradations.py --preset cmdsr_train --tasks 8
-    python jobs/preview_degradations.py --preset cdsr9 --scale 2 --source /data/Set14
+python jobs/preview_degradations.py --preset cmdsr_train --tasks 8
+python jobs/preview_degradations.py --preset cdsr9 --scale 2 --source /data/Set14
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from blindsr.config import ConfigError, DegradationConfig, apply_overrides, build_config
+from blindsr.config import ConfigError, apply_overrides, build_config
 from blindsr.data.images import write_png
 from blindsr.data.patches import TaskSampler
 from blindsr.data.sources import DatasetError, load_source
@@ -30,8 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--patch", type=int, default=48, help="LR patch side")
     p.add_argument("--source", default="corpus", help="'corpus' or a folder of HR images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a degradation field of a training preset, e.g. --set noise_range=[0,30]")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a degradation field of a training preset, e.g. --set noise_range=[0,30]",
+    )
     p.add_argument("--out", type=Path, default=Path("outputs/preview"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")

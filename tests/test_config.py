@@ -60,7 +60,10 @@ def test_unknown_top_level_section(tmp_path):
         ("data:\n  patch_size: 1.5\n", r"data.patch_size .*expected int"),
         ("optim:\n  lr: [1, 2]\n", r"optim.lr .*expected float"),
         ("data:\n  augment: maybe\n", r"data.augment .*expected bool"),
-        ("degradation:\n  kernel: gaussian\n", r"degradation.kernel .*'gaussian' is not a valid choice.*'iso', 'aniso'"),
+        (
+            "degradation:\n  kernel: gaussian\n",
+            r"degradation.kernel .*'gaussian' is not a valid choice.*'iso', 'aniso'",
+        ),
         ("optim:\n  betas: [0.9, fast]\n", r"optim.betas\[1\] .*expected float"),
         ("optim: 3\n", r"optim .*expected a mapping"),
     ],

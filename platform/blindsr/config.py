@@ -60,8 +60,14 @@ class DegradationConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
-        for name in ("sigma_range", "lambda1_range", "lambda2_range", "theta_range", "noise_range",
-                     "jpeg_quality_range"):
+        for name in (
+            "sigma_range",
+            "lambda1_range",
+            "lambda2_range",
+            "theta_range",
+            "noise_range",
+            "jpeg_quality_range",
+        ):
             lo_hi = getattr(self, name)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
                 out.append((name, f"expected [low, high] with low <= high, got {lo_hi}"))
@@ -93,8 +99,11 @@ class DataConfig:
     recursive: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
-        return [(k, f"must be >= 1, got {getattr(self, k)}")
-                for k in ("patch_size", "support_size", "task_size", "val_tasks") if getattr(self, k) < 1]
+        return [
+            (k, f"must be >= 1, got {getattr(self, k)}")
+            for k in ("patch_size", "support_size", "task_size", "val_tasks")
+            if getattr(self, k) < 1
+        ]
 
 
 @dataclass

@@ -64,7 +64,7 @@ def read_image(path: str | Path) -> np.ndarray:
                 import imageio.v3 as iio
 
                 return to_rgb_uint8(iio.imread(path), str(path))
-            except Exception:  # noqa: BLE001 - report the original error below
+            except Exception:
                 pass
         raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from exc
 

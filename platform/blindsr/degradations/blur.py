@@ -30,16 +30,11 @@ def blur_np(img: np.ndarray, kernel: np.ndarray, border: Border = "reflect") -> 
         raise ValueError(f"unknown blur border {border!r}; valid: {', '.join(_SCIPY_MODE)}")
     kernel = np.asarray(kernel, dtype=np.float64)
     img = np.asarray(img, dtype=np.float64)
-    k = kernel.shape[0]
-    # scipy centres a kernel at k//2, the same anchor as torch with (k//2, k-1-k//2) padding
-    origin = 0 if k % 2 else -1
+    # scipy anchors a kernel at k//2, as torch does with (k//2, k-1-k//2) padding
     mode = _SCIPY_MODE[border]
     if img.ndim == 2:
-        return ndimage.correlate(img, kernel, mode=mode, origin=origin)
-    return np.stack(
-        [ndimage.correlate(img[..., c], kernel, mode=mode, origin=origin) for c in range(img.shape[-1])],
-        axis=-1,
-    )
+        return ndimage.correlate(img, kernel, mode=mode)
+    return np.stack([ndimage.correlate(img[..., c], kernel, mode=mode) for c in range(img.shape[-1])], axis=-1)
 
 
 def _pad(x: torch.Tensor, k_h: int, k_w: int, border: Border) -> torch.Tensor:

@@ -34,8 +34,9 @@ def border_index(idx: np.ndarray, n: int, border: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=512)
-def axis_operator(in_len: int, kernel_1d: tuple[float, ...], border: str, downsampler: str, scale: int,
-                  crop: tuple[int, int]) -> np.ndarray:
+def axis_operator(
+    in_len: int, kernel_1d: tuple[float, ...], border: str, downsampler: str, scale: int, crop: tuple[int, int]
+) -> np.ndarray:
     """(out, in_len) matrix of one axis of "separable blur → down-sample → keep rows crop[0]:crop[1]".
 
     Blur and resize are both linear along an axis, so their product is one matrix: applying it costs
@@ -45,8 +46,7 @@ def axis_operator(in_len: int, kernel_1d: tuple[float, ...], border: str, downsa
     k = len(g)
     rows = np.arange(in_len)[:, None] + np.arange(k)[None, :] - k // 2
     blur_m = np.zeros((in_len, in_len))
-    np.add.at(blur_m, (np.repeat(np.arange(in_len), k), border_index(rows, in_len, border).ravel()),
-              np.tile(g, in_len))
+    np.add.at(blur_m, (np.repeat(np.arange(in_len), k), border_index(rows, in_len, border).ravel()), np.tile(g, in_len))
     if downsampler == "bicubic":
         down = resize_matrix(in_len, 1.0 / scale, True)
     else:

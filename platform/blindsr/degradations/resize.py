@@ -26,7 +26,7 @@ def cubic(x: np.ndarray) -> np.ndarray:
 
 
 def output_size(in_len: int, scale: float) -> int:
-    return int(math.ceil(in_len * scale))
+    return math.ceil(in_len * scale)
 
 
 @lru_cache(maxsize=256)
@@ -44,7 +44,7 @@ def resize_matrix(in_len: int, scale: float, antialias: bool = True) -> np.ndarr
     x = np.arange(1, out_len + 1, dtype=np.float64)  # MATLAB's 1-based output coordinates
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - width / 2.0)
-    taps = int(math.ceil(width)) + 2
+    taps = math.ceil(width) + 2
     idx = left[:, None] + np.arange(taps)[None, :]  # 1-based input indices, may fall outside
     dist = u[:, None] - idx
     w = scale * cubic(scale * dist) if stretch else cubic(dist)

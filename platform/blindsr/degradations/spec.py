@@ -76,7 +76,7 @@ class DegradationSpec:
         """HR margin (a multiple of the scale) that makes a crop's degradation equal the full image's."""
         half_kernel = self.kernel_size // 2 if self.kernel != "none" else 0
         resampler = 2 * self.scale if self.downsampler == "bicubic" else 0  # cubic support · s
-        return int(math.ceil((half_kernel + resampler) / self.scale)) * self.scale
+        return math.ceil((half_kernel + resampler) / self.scale) * self.scale
 
     # ---- (de)serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
