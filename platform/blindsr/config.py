@@ -113,7 +113,6 @@ class ModelConfig:
     name: str = "cmdsr"
     n_feats: int = 64
     n_blocks: int = 10
-    support_size: int = 20
     modulation: Literal["scale", "sft"] = "scale"
     codebook_size: int = 1024
     use_pixel_branch: bool = True
@@ -436,7 +435,7 @@ def cmdsr_paper() -> Config:
         scale=4,
         degradation=cmdsr_train(4),
         data=DataConfig(patch_size=48, support_size=20, task_size=8),
-        model=ModelConfig(name="cmdsr", n_blocks=10, support_size=20),
+        model=ModelConfig(name="cmdsr", n_blocks=10),
         optim=OptimConfig(lr=1e-4, lr_condition=1e-4, milestones=[500_000, 900_000], gamma=0.1, t0=10),
         train=TrainConfig(steps=1_000_000, val_every=5000, checkpoint_every=5000),
     )
@@ -451,7 +450,7 @@ def cdsr_paper(scale: int = 4) -> Config:
         scale=scale,
         degradation=cdsr_train(scale),
         data=DataConfig(patch_size=48, support_size=2, task_size=32),
-        model=ModelConfig(name="cdsr", n_blocks=10, support_size=2),
+        model=ModelConfig(name="cdsr", n_blocks=10),
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
         optim=OptimConfig(lr=1e-4, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0),
         train=TrainConfig(steps=485_000, val_every=5000, checkpoint_every=5000),

@@ -79,6 +79,8 @@ def cached_lr(images: list[HRImage], spec: DegradationSpec, cache_dir: str | Pat
     cache = Path(cache_dir)
     spec_file = cache / "spec.json"
     same = spec_file.is_file() and json.loads(spec_file.read_text()) == spec.to_dict()
+    if not same:  # invalidate first: an interrupted regeneration must not pass for the old spec
+        spec_file.unlink(missing_ok=True)
     out = []
     for img in images:
         path = cache / f"{img.id}.png"

@@ -88,14 +88,11 @@ class DegradationSpec:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown DegradationSpec fields {sorted(unknown)}; valid: {sorted(names)}")
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        clean = {}
-        for k, v in d.items():
-            if isinstance(v, np.generic):
-                v = v.item()
-            if types[k] in ("int",) and isinstance(v, float):
-                v = int(v)
-            clean[k] = v
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}  # "int", "float" or a Literal (str)
+        casts = {"int": int, "float": float}
+        clean = {
+            k: casts.get(kinds[k], lambda v: v)(v.item() if isinstance(v, np.generic) else v) for k, v in d.items()
+        }
         return cls(**clean)
 
     def label(self) -> str:
