@@ -119,10 +119,10 @@ def test_override_errors():
 def test_build_config_layers(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("data:\n  task_size: 2\n")
-    cfg = build_config("cmdsr_paper", p, ["data.support_size=5"])
+    cfg = build_config("cmdsr_paper", p, ["model.support_size=5"])
     assert cfg.name == "cmdsr_x4"  # from the preset
     assert cfg.data.task_size == 2  # from the file
-    assert cfg.data.support_size == 5  # from --set
+    assert cfg.model.support_size == 5  # from --set
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*cmdsr_paper"):
         build_config("nope")
 
@@ -136,7 +136,8 @@ def test_flatten_is_dotted_and_complete():
 
 def test_paper_presets_hold_paper_settings():
     c = PRESETS["cmdsr_paper"]()
-    assert (c.scale, c.data.task_size, c.data.support_size, c.data.patch_size, c.optim.t0) == (4, 8, 20, 48, 10)
+    assert (c.scale, c.data.task_size, c.model.support_size, c.data.patch_size, c.optim.t0) == (4, 8, 20, 48, 10)
+    assert c.data.patches_per_task == 40
     assert c.degradation.kernel_size == 15 and c.degradation.noise_range == [0.0, 75.0]
     d = PRESETS["cdsr_paper"]()
     assert d.degradation.kernel_size == 21 and d.degradation.downsampler == "sfold"

@@ -44,7 +44,7 @@ def test_platform_folder_never_shadows_the_stdlib():
 def test_pure_modules_import_without_ray_or_mlflow():
     code = (
         "import sys, blindsr.degradations, blindsr.metrics, blindsr.config, blindsr.data.patches, "
-        "blindsr.data.benchmarks; bad = [m for m in ('ray', 'mlflow') if m in sys.modules]; print(bad)"
+        "blindsr.data.benchmarks, blindsr.models; bad = [m for m in ('ray', 'mlflow') if m in sys.modules]; print(bad)"
     )
     res = run("-c", code)
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr

@@ -92,7 +92,7 @@ class DataConfig:
     source: str = "corpus"  # "corpus" (built-in skimage photographs), an image folder, or a shard URI
     val_source: str = "corpus"
     patch_size: int = 48  # LR patch side; HR side = scale · patch_size
-    support_size: int = 20  # n: patches per task (CMDSR support set; CDSR uses 2 = query + key)
+    patches_per_task: int = 40  # CMDSR code: 2n (two halves of n = 20); CDSR: 2 (query + key crop)
     task_size: int = 8  # k: tasks per optimisation step
     augment: bool = True  # flips and 90° rotations (dihedral group) per HR crop
     val_tasks: int = 16
@@ -101,7 +101,7 @@ class DataConfig:
     def problems(self) -> list[tuple[str, str]]:
         return [
             (k, f"must be >= 1, got {getattr(self, k)}")
-            for k in ("patch_size", "support_size", "task_size", "val_tasks")
+            for k in ("patch_size", "patches_per_task", "task_size", "val_tasks")
             if getattr(self, k) < 1
         ]
 
@@ -113,6 +113,7 @@ class ModelConfig:
     name: str = "cmdsr"
     n_feats: int = 64
     n_blocks: int = 10
+    support_size: int = 20  # CMDSR: n support patches stacked on channels (baked into ConditionNet weights)
     modulation: Literal["scale", "sft"] = "scale"
     codebook_size: int = 1024
     use_pixel_branch: bool = True
@@ -434,7 +435,7 @@ def cmdsr_paper() -> Config:
         name="cmdsr_x4",
         scale=4,
         degradation=cmdsr_train(4),
-        data=DataConfig(patch_size=48, support_size=20, task_size=8),
+        data=DataConfig(patch_size=48, patches_per_task=40, task_size=8),
         model=ModelConfig(name="cmdsr", n_blocks=10),
         optim=OptimConfig(lr=1e-4, lr_condition=1e-4, milestones=[500_000, 900_000], gamma=0.1, t0=10),
         train=TrainConfig(steps=1_000_000, val_every=5000, checkpoint_every=5000),
@@ -449,7 +450,7 @@ def cdsr_paper(scale: int = 4) -> Config:
         name=f"cdsr_x{scale}",
         scale=scale,
         degradation=cdsr_train(scale),
-        data=DataConfig(patch_size=48, support_size=2, task_size=32),
+        data=DataConfig(patch_size=48, patches_per_task=2, task_size=32),
         model=ModelConfig(name="cdsr", n_blocks=10),
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
         optim=OptimConfig(lr=1e-4, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0),
@@ -461,7 +462,7 @@ def preview() -> Config:
     """Small CMDSR-distribution config used by the degradation preview (README main job)."""
     cfg = cmdsr_paper()
     cfg.name = "preview"
-    cfg.data.support_size = 4
+    cfg.data.patches_per_task = 4
     return cfg
 
 
