@@ -14,7 +14,7 @@ import torch
 from blindsr.degradations.blur import blur
 from blindsr.degradations.jpeg import jpeg
 from blindsr.degradations.noise import add_noise, quantize
-from blindsr.degradations.resize import imresize, resize_matrix, subsample
+from blindsr.degradations.resize import cached_tensor, imresize, resize_matrix, subsample
 from blindsr.degradations.spec import DegradationSpec
 
 
@@ -54,19 +54,6 @@ def axis_operator(
     return (down @ blur_m)[crop[0] : crop[1]]
 
 
-_OPERATORS: dict[tuple, torch.Tensor] = {}
-
-
-def _operator_t(key: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    full = (key, dtype, device)
-    op = _OPERATORS.get(full)
-    if op is None:
-        if len(_OPERATORS) > 512:
-            _OPERATORS.clear()
-        op = _OPERATORS[full] = torch.from_numpy(axis_operator(*key)).to(dtype=dtype, device=device)
-    return op
-
-
 def blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.Tensor:
     """hr: (N, C, H, W) float (0–255) → blurred, down-sampled float (N, C, H/s − 2m/s, W/s − 2m/s).
 
@@ -79,8 +66,8 @@ def blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0
     if k1 is not None:
         g = tuple(float(v) for v in k1)
         common = (g, spec.blur_border, spec.downsampler, s)
-        op_h = _operator_t((hr.shape[-2], *common, (m, m + h_out)), hr.dtype, hr.device)
-        op_w = _operator_t((hr.shape[-1], *common, (m, m + w_out)), hr.dtype, hr.device)
+        keys = [(hr.shape[-2], *common, (m, m + h_out)), (hr.shape[-1], *common, (m, m + w_out))]
+        op_h, op_w = (cached_tensor(k, lambda k=k: axis_operator(*k), hr.dtype, hr.device) for k in keys)
         return torch.matmul(op_h, torch.matmul(hr, op_w.T))
     x = blur(hr, torch.from_numpy(spec.kernel_array()), spec.blur_border)
     x = imresize(x, 1.0 / s) if spec.downsampler == "bicubic" else subsample(x, s)

@@ -10,6 +10,7 @@ Images are resized as ``Wh @ img @ Wwᵀ``: one batched matmul per axis on CPU o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -68,26 +69,36 @@ def imresize_np(img: np.ndarray, scale: float, antialias: bool = True) -> np.nda
     return np.swapaxes(out, 0, 1)
 
 
-_TORCH_CACHE: dict[tuple[int, float, bool, torch.dtype, torch.device], torch.Tensor] = {}
+_TENSORS: dict[tuple, torch.Tensor] = {}
 
 
-def _matrix_t(in_len: int, scale: float, antialias: bool, dtype: torch.dtype, device: torch.device):
-    key = (in_len, scale, antialias, dtype, device)
-    mat = _TORCH_CACHE.get(key)
-    if mat is None:
-        mat = torch.from_numpy(resize_matrix(in_len, scale, antialias)).to(dtype=dtype, device=device)
-        if len(_TORCH_CACHE) > 256:
-            _TORCH_CACHE.clear()
-        _TORCH_CACHE[key] = mat
-    return mat
+def cached_tensor(
+    key: tuple, build: Callable[[], np.ndarray], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``build()`` as a tensor on ``device``, made once per (key, dtype, device) (bounded cache)."""
+    full = (key, dtype, device)
+    t = _TENSORS.get(full)
+    if t is None:
+        if len(_TENSORS) > 1024:
+            _TENSORS.clear()
+        t = _TENSORS[full] = torch.from_numpy(build()).to(dtype=dtype, device=device)
+    return t
 
 
 def imresize(x: torch.Tensor, scale: float, antialias: bool = True) -> torch.Tensor:
     """Resize a batch (..., H, W) of float tensors → (..., ceil(H·s), ceil(W·s)); same device/dtype."""
     if not x.is_floating_point():
         raise TypeError(f"imresize needs a floating-point tensor, got {x.dtype}")
-    wh = _matrix_t(x.shape[-2], float(scale), antialias, x.dtype, x.device)
-    ww = _matrix_t(x.shape[-1], float(scale), antialias, x.dtype, x.device)
+    mats = [
+        cached_tensor(
+            ("resize", n, float(scale), antialias),
+            lambda n=n: resize_matrix(n, float(scale), antialias),
+            x.dtype,
+            x.device,
+        )
+        for n in x.shape[-2:]
+    ]
+    wh, ww = mats
     return torch.matmul(torch.matmul(wh, x), ww.T)
 
 
