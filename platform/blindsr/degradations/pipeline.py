@@ -6,8 +6,6 @@ Runs batched on torch tensors (CPU or CUDA); all N images of a call share the sp
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
 
@@ -33,7 +31,6 @@ def border_index(idx: np.ndarray, n: int, border: str) -> np.ndarray:
     raise ValueError(f"unknown blur border {border!r}; valid: reflect, replicate, circular")
 
 
-@lru_cache(maxsize=512)
 def axis_operator(
     in_len: int, kernel_1d: tuple[float, ...], border: str, downsampler: str, scale: int, crop: tuple[int, int]
 ) -> np.ndarray:
