@@ -97,6 +97,9 @@ class DataConfig:
     augment: bool = True  # flips and 90° rotations (dihedral group) per HR crop
     val_tasks: int = 16
     recursive: bool = True
+    # CDSR/DASR MoCo positive pair (CDSR Table 1): the key crop shares the query's image and degradation |
+    # comes from another image with the same degradation | the same image with another degradation
+    moco_positive: Literal["same", "other_image", "other_degradation"] = "same"
 
     def problems(self) -> list[tuple[str, str]]:
         return [
@@ -108,20 +111,45 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Which architecture to build and its hyper-parameters (consumed by ``build_model``)."""
+    """Which architecture to build and its hyper-parameters (consumed by ``build_model``).
+
+    ``name`` picks an entry of ``blindsr.models.MODELS``; the other fields are the ablation switches of
+    the two papers (CMDSR Tables IV, IX, X; CDSR Tables 3, 4, 5, 10, 11). Fields a model does not use
+    are ignored by it.
+    """
 
     name: str = "cmdsr"
     n_feats: int = 64
     n_blocks: int = 10
-    support_size: int = 20  # CMDSR: n support patches stacked on channels (baked into ConditionNet weights)
-    modulation: Literal["scale", "sft"] = "scale"
-    codebook_size: int = 1024
-    use_pixel_branch: bool = True
-    use_patch_branch: bool = True
-    use_codebook: bool = True
+    # CMDSR family
+    basenet: Literal["srresnet", "vdsr", "idn", "edsr"] = "srresnet"  # the net CMDSR conditions (Table X)
+    support_size: int = 20  # n support patches stacked on channels (baked into ConditionNet weights)
+    modulation: Literal["scale", "sft"] = "scale"  # depth-wise channel scaling | IKC SFT (Table IX)
+    # CDSR family
+    encoder: Literal["lpe", "dasr"] = "lpe"  # LPE (pixel + patch branches) | DASR's 6-conv encoder (Table 4)
+    use_pixel_branch: bool = True  # LPE pixel-wise branch (Table 3)
+    use_patch_branch: bool = True  # LPE patch-wise branch (Table 3)
+    use_codebook: bool = True  # CSC codebook attention (Table 3)
+    codebook_size: int = 1024  # CSC length (Table 11)
+    fusion: Literal["dqa", "adain", "dynconv"] = "dqa"  # how the embedding enters the trunk (Table 5)
+    trunk: Literal["rrdb", "dasr"] = "rrdb"  # CDSR's RRDB-SFT trunk | DASR's DA-group trunk (Table 4)
     moco_queue: int = 8192
     moco_momentum: float = 0.999
     moco_temperature: float = 0.07
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [
+            (k, f"must be >= 1, got {getattr(self, k)}")
+            for k in ("n_feats", "n_blocks", "support_size", "codebook_size", "moco_queue")
+            if getattr(self, k) < 1
+        ]
+        if not (self.use_pixel_branch or self.use_patch_branch):
+            out.append(("use_patch_branch", "the LPE encoder needs at least one of the pixel and patch branches"))
+        if not 0.0 <= self.moco_momentum < 1.0:
+            out.append(("moco_momentum", f"must be in [0, 1), got {self.moco_momentum}"))
+        if self.moco_temperature <= 0:
+            out.append(("moco_temperature", f"must be > 0, got {self.moco_temperature}"))
+        return out
 
 
 @dataclass
@@ -142,6 +170,8 @@ class OptimConfig:
     milestones: list[int] = field(default_factory=lambda: [500_000, 900_000])
     gamma: float = 0.1
     t0: int = 10  # CMDSR: ConditionNet step every t0 BaseNet steps; 0 = joint (non-alternating)
+    pretrain_steps: int = 0  # CDSR/DASR: encoder-only contrastive steps before joint training (CDSR Table 12)
+    lr_pretrain: float = 1e-3  # DASR stage-1 learning rate
 
 
 @dataclass
