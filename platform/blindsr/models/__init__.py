@@ -1,27 +1,88 @@
-"""Plain ``nn.Module`` architectures (no Ray, no MLflow) and the explicit ``MODELS`` registry."""
+"""Plain ``nn.Module`` architectures (no Ray, no MLflow) and the explicit ``MODELS`` registry.
+
+Every model maps [0, 1] RGB LR (B, 3, h, w) to [0, 1] RGB SR (B, 3, s·h, s·w). Conditional models also
+take a support: ``model(lr, support)`` (CMDSR) or read the input itself (CDSR, DASR).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from blindsr.config import ModelConfig
-from blindsr.models.cmdsr import CMDSR
+from blindsr.models.cdsr import CDSR
+from blindsr.models.cmdsr import CMDSR, self_support
+from blindsr.models.dasr import DASR
+from blindsr.models.edsr import EDSR
+from blindsr.models.idn import IDN
 from blindsr.models.srresnet import SRResNet
-
-
-def _cmdsr(cfg: ModelConfig, scale: int) -> nn.Module:
-    return CMDSR(scale, cfg.n_feats, cfg.n_blocks, cfg.support_size)
+from blindsr.models.vdsr import VDSR
 
 
 def _srresnet(cfg: ModelConfig, scale: int) -> nn.Module:
     return SRResNet(scale, cfg.n_feats, cfg.n_blocks)
 
 
-MODELS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
-    "cmdsr": _cmdsr,
+def _vdsr(cfg: ModelConfig, scale: int) -> nn.Module:
+    return VDSR(scale, cfg.n_feats)
+
+
+def _idn(cfg: ModelConfig, scale: int) -> nn.Module:
+    return IDN(scale, cfg.n_feats)
+
+
+def _edsr(cfg: ModelConfig, scale: int) -> nn.Module:
+    return EDSR(scale, cfg.n_feats, cfg.n_blocks)
+
+
+BASENETS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
     "srresnet": _srresnet,
+    "vdsr": _vdsr,
+    "idn": _idn,
+    "edsr": _edsr,
+}
+
+
+def _cmdsr(cfg: ModelConfig, scale: int) -> nn.Module:
+    return CMDSR(BASENETS[cfg.basenet](cfg, scale), cfg.support_size, cfg.modulation)
+
+
+def _cdsr(cfg: ModelConfig, scale: int) -> nn.Module:
+    return CDSR(
+        scale,
+        cfg.n_feats,
+        cfg.n_blocks,
+        cfg.encoder,
+        cfg.use_pixel_branch,
+        cfg.use_patch_branch,
+        cfg.use_codebook,
+        cfg.codebook_size,
+        cfg.fusion,
+        cfg.trunk,
+        cfg.moco_queue,
+        cfg.moco_momentum,
+        cfg.moco_temperature,
+    )
+
+
+def _dasr(cfg: ModelConfig, scale: int) -> nn.Module:
+    """DASR's fixed 5 DAG × 5 DAB trunk (``n_blocks`` is CDSR's block count and is not used here)."""
+    return DASR(
+        scale,
+        cfg.n_feats,
+        moco_queue=cfg.moco_queue,
+        moco_momentum=cfg.moco_momentum,
+        moco_temperature=cfg.moco_temperature,
+    )
+
+
+MODELS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
+    **BASENETS,
+    "cmdsr": _cmdsr,
+    "cdsr": _cdsr,
+    "dasr": _dasr,
 }
 
 
@@ -30,6 +91,31 @@ def build_model(cfg: ModelConfig, scale: int) -> nn.Module:
     if cfg.name not in MODELS:
         raise ValueError(f"unknown model {cfg.name!r}; valid models: {', '.join(MODELS)}")
     return MODELS[cfg.name](cfg, scale)
+
+
+def is_conditional(model: nn.Module) -> bool:
+    """True for models that take a support set next to the LR input (CMDSR)."""
+    return isinstance(model, CMDSR)
+
+
+def super_resolve(
+    model: nn.Module,
+    lr: torch.Tensor,
+    support: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    support_patch: int = 32,
+) -> torch.Tensor:
+    """Run any registered model on LR images (B, 3, h, w) in [0, 1] → SR (B, 3, s·h, s·w).
+
+    A CMDSR model without an explicit ``support`` (B, n, 3, h', w') gets self-support: n random
+    ``support_patch``-sized crops of each input image itself (the official test protocol, 32×32 crops),
+    drawn from ``generator``; each image is its own task.
+    """
+    if is_conditional(model):
+        if support is None:
+            support = self_support(lr, model.support_size, support_patch, generator)
+        return model(lr, support)
+    return model(lr)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -3,6 +3,7 @@ channel scales that modulate the SRResNet BaseNet (conditional hyper-network).
 
 Structure and parameter counts follow the official code (``spec/cmdsr_dasr_basicsr.md`` §1.1–1.4, 1.9):
 BaseNet 1,037,507; 20 FC modulations 165,120; ConditionNet 292,992 at n = 20; total 1,495,619.
+The BaseNet is pluggable (SRResNet, VDSR, IDN, EDSR; Table X) and so is the modulation (Table IX).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from blindsr.models.equalized import EqualLinear
-from blindsr.models.srresnet import SRResNet
+from blindsr.models.modulation import MODULATIONS
+
+CONDITION_DIM = 128
 
 
 class ConditionNet(nn.Module):
@@ -31,7 +33,7 @@ class ConditionNet(nn.Module):
             nn.AvgPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            nn.Conv2d(2 * width, CONDITION_DIM, 3, padding=1),
             nn.ReLU(inplace=True),
         )
         for m in self.body:
@@ -49,22 +51,29 @@ class ConditionNet(nn.Module):
 
 
 class CMDSR(nn.Module):
-    """BaseNet + ConditionNet + 2·n_blocks EqualLinear(128 → n_feats, bias 1) modulation heads.
+    """ConditionNet + a modulation (channel scaling or SFT) + any BaseNet with ``modulated_channels()``.
 
-    The modulation heads belong to ``base`` (``base_parameters``), as in the official code, where the
-    BaseNet optimiser updates them; ``condition_parameters`` is the ConditionNet alone.
+    With the default SRResNet-10 BaseNet and channel scaling this is the paper's model: 2·n_blocks
+    EqualLinear(128 → 64, bias 1) heads. The modulation belongs to the BaseNet side (``base_parameters``),
+    as in the official code, where the BaseNet optimiser updates the heads; ``condition_parameters`` is
+    the ConditionNet alone.
     """
 
-    def __init__(self, scale: int = 4, n_feats: int = 64, n_blocks: int = 10, support_size: int = 20) -> None:
+    def __init__(self, base: nn.Module, support_size: int = 20, modulation: str = "scale") -> None:
         super().__init__()
-        self.base = SRResNet(scale, n_feats, n_blocks)
+        if modulation not in MODULATIONS:
+            raise ValueError(f"unknown modulation {modulation!r}; valid: {', '.join(MODULATIONS)}")
+        self.base = base
         self.condition_net = ConditionNet(support_size)
-        self.modulations = nn.ModuleList(EqualLinear(128, n_feats, bias_init=1.0) for _ in range(2 * n_blocks))
+        self.modulation = MODULATIONS[modulation](CONDITION_DIM, base.modulated_channels())
 
-    def scales(self, condition: torch.Tensor) -> torch.Tensor:
-        """(T, 128) condition → (n_blocks, 2, T, n_feats) channel scales (no activation, ≈1 at init)."""
-        s = torch.stack([m(condition) for m in self.modulations])  # (2·n_blocks, T, C)
-        return s.reshape(self.base.n_blocks, 2, *s.shape[1:])
+    @property
+    def support_size(self) -> int:
+        return self.condition_net.support_size
+
+    def condition(self, support: torch.Tensor) -> torch.Tensor:
+        """(T, n, 3, h', w') support in [0, 1] → (T, 128) conditional feature."""
+        return self.condition_net(support)
 
     def forward(self, lr: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
         """lr: (B, 3, h, w) in [0, 1], grouped by task (B = T·q, task-major); support: (T, n, 3, h', w')
@@ -73,11 +82,10 @@ class CMDSR(nn.Module):
         t, b = condition.shape[0], lr.shape[0]
         if b % t:
             raise ValueError(f"{b} query patches cannot be split evenly over {t} tasks")
-        scales = self.scales(condition).repeat_interleave(b // t, dim=2)
-        return self.base(lr, scales)
+        return self.base(lr, self.modulation.bind(condition, b // t))
 
     def base_parameters(self) -> list[nn.Parameter]:
-        return [*self.base.parameters(), *self.modulations.parameters()]
+        return [*self.base.parameters(), *self.modulation.parameters()]
 
     def condition_parameters(self) -> list[nn.Parameter]:
         return list(self.condition_net.parameters())

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blindsr.models.modconv import modulated_conv2d
+
 
 class EqualConv2d(nn.Module):
     """3×3 (by default) convolution with run-time weight scaling 1/sqrt(in·k·k); bias starts at 0."""
@@ -30,22 +32,8 @@ class EqualConv2d(nn.Module):
         return F.conv2d(x, self.scaled_weight(), self.bias, padding=self.padding)
 
     def modulated(self, x: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-        """Per-sample input-channel modulation w'_b = w · f_b, as ONE grouped convolution.
-
-        x: (B, C_in, H, W); scales: (B, C_in). Returns (B, C_out, H, W). The bias is tiled per sample
-        (the official code's ``repeat_interleave`` scrambles it for B > 1; not reproduced).
-        """
-        b, c_in, h, w = x.shape
-        weight = self.scaled_weight()[None] * scales[:, None, :, None, None]  # (B, C_out, C_in, k, k)
-        c_out = weight.shape[1]
-        out = F.conv2d(
-            x.reshape(1, b * c_in, h, w),
-            weight.reshape(b * c_out, c_in, *weight.shape[-2:]),
-            self.bias.repeat(b),
-            padding=self.padding,
-            groups=b,
-        )
-        return out.reshape(b, c_out, h, w)
+        """x: (B, C_in, H, W); scales: (B, C_in) → (B, C_out, H, W), one grouped convolution."""
+        return modulated_conv2d(x, self.scaled_weight(), self.bias, scales, self.padding)
 
 
 class EqualLinear(nn.Module):

@@ -10,20 +10,20 @@ import torch
 from torch import nn
 
 from blindsr.models.equalized import EqualConv2d
+from blindsr.models.modulation import Modulation, run
 
 
 class ResBlock(nn.Module):
-    """conv → ReLU → conv, plus identity. Both convs can be modulated by per-sample channel scales."""
+    """conv → ReLU → conv, plus identity. Both convs are modulatable (indices 2i and 2i + 1 of the BaseNet)."""
 
     def __init__(self, n_feats: int) -> None:
         super().__init__()
         self.conv1 = EqualConv2d(n_feats, n_feats)
         self.conv2 = EqualConv2d(n_feats, n_feats)
 
-    def forward(self, x: torch.Tensor, scales: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        if scales is None:
-            return x + self.conv2(torch.relu(self.conv1(x)))
-        return x + self.conv2.modulated(torch.relu(self.conv1.modulated(x, scales[0])), scales[1])
+    def forward(self, x: torch.Tensor, modulation: Modulation | None = None, index: int = 0) -> torch.Tensor:
+        h = torch.relu(run(self.conv1, x, modulation, index))
+        return x + run(self.conv2, h, modulation, index + 1)
 
 
 def upsampler(n_feats: int, scale: int) -> nn.Sequential:
@@ -41,8 +41,8 @@ def upsampler(n_feats: int, scale: int) -> nn.Sequential:
 class SRResNet(nn.Module):
     """head conv → n_blocks ResBlocks → + head (global skip) → upsampler → tail conv.
 
-    ``forward(lr, scales)`` takes optional per-sample scales (n_blocks, 2, B, n_feats) for the 2·n_blocks
-    ResBlock convs (CMDSR's modulation); without them it is the plain SRResNet of Table IV.
+    The 2·n_blocks ResBlock convs are modulatable (CMDSR); the head, upsampler and tail are not. Without a
+    modulation it is the plain SRResNet-10/16 of CMDSR Table IV.
     """
 
     def __init__(self, scale: int = 4, n_feats: int = 64, n_blocks: int = 10) -> None:
@@ -53,10 +53,13 @@ class SRResNet(nn.Module):
         self.up = upsampler(n_feats, scale)
         self.tail = EqualConv2d(n_feats, 3)
 
-    def forward(self, lr: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
-        """lr: (B, 3, h, w) in [0, 1]; scales: (n_blocks, 2, B, n_feats) or None → (B, 3, s·h, s·w)."""
+    def modulated_channels(self) -> list[int]:
+        return [self.n_feats] * (2 * self.n_blocks)
+
+    def forward(self, lr: torch.Tensor, modulation: Modulation | None = None) -> torch.Tensor:
+        """lr: (B, 3, h, w) in [0, 1] → SR (B, 3, s·h, s·w) in [0, 1] (not clamped)."""
         head = self.head(lr * 255.0)
         x = head
         for i, block in enumerate(self.blocks):
-            x = block(x, None if scales is None else (scales[i, 0], scales[i, 1]))
+            x = block(x, modulation, 2 * i)
         return self.tail(self.up(x + head)) / 255.0
