@@ -27,3 +27,26 @@ def photo() -> np.ndarray:
     from blindsr.data.corpus import image
 
     return image("chelsea")
+
+
+@pytest.fixture(scope="session")
+def task_batch():
+    """Factory: real degraded tasks from the built-in corpus as a training batch.
+
+    ``task_batch(specs, m, patch=12, seed=0)`` → (lr (k, m, 3, p, p), hr (k, m, 3, s·p, s·p)) float [0, 1],
+    one task per spec (k = len(specs)), m patches each sharing that spec.
+    """
+    from blindsr.data.patches import TaskSampler
+    from blindsr.data.sources import load_corpus
+
+    pool = load_corpus("train")
+
+    def make(specs, m: int, patch: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        sampler = TaskSampler(pool, patch, m, specs[0].scale, augment=False)
+        rng = np.random.default_rng(seed)
+        tasks = [sampler.sample(rng, spec) for spec in specs]
+        lr = torch.from_numpy(np.stack([t.lr for t in tasks])).float() / 255
+        hr = torch.from_numpy(np.stack([t.hr for t in tasks])).float() / 255
+        return lr, hr
+
+    return make

@@ -1,0 +1,231 @@
+"""One optimisation step per batch of tasks, for each model family. No Ray, no MLflow.
+
+A batch is ``lr`` (k, m, 3, h, w) and ``hr`` (k, m, 3, s·h, s·w), float in [0, 1] on the training device:
+k tasks, each m patches sharing one degradation. Each step object owns its optimisers and schedulers,
+returns a dict of slash-named metrics, and checkpoints through ``state_dict``/``load_state_dict``.
+A step whose loss is NaN/Inf on any rank is skipped by all ranks and counted in ``nonfinite_in_a_row``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from blindsr.config import LossConfig, OptimConfig
+from blindsr.losses import derangement, info_nce, l1_255, task_contrastive
+from blindsr.models.cmdsr import CMDSR
+from blindsr.train.distributed import sync_gradients
+from blindsr.train.optim import adam, multistep
+
+
+class Step:
+    """Shared bookkeeping: optimiser/scheduler state, update counters and the non-finite guard."""
+
+    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig) -> None:
+        self.model, self.optim_cfg, self.loss_cfg = model, optim_cfg, loss_cfg
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.iteration = 0
+        self.nonfinite_total = 0
+        self.nonfinite_in_a_row = 0
+
+    def _update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter]) -> bool:
+        """Backward ``loss`` into freshly zeroed gradients, average them over ranks and step ``name``."""
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if not sync_gradients(params, loss):
+            self.nonfinite_total += 1
+            self.nonfinite_in_a_row += 1
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            return False
+        self.nonfinite_in_a_row = 0
+        self.optimizers[name].step()
+        self.schedulers[name].step()
+        return True
+
+    def _common_metrics(self) -> dict[str, float]:
+        out = {f"train/lr_{k}": opt.param_groups[0]["lr"] for k, opt in self.optimizers.items()}
+        out["train/nonfinite_steps"] = float(self.nonfinite_total)
+        return out
+
+    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "iteration": self.iteration,
+            "nonfinite_total": self.nonfinite_total,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.iteration = int(state["iteration"])
+        self.nonfinite_total = int(state["nonfinite_total"])
+
+
+class SRStep(Step):
+    """Plain SR nets (SRResNet-10/16, VDSR, IDN, EDSR): L1 on all k·m patches, one Adam update."""
+
+    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig) -> None:
+        super().__init__(model, optim_cfg, loss_cfg)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizers["sr"] = adam(self.params, optim_cfg.lr, optim_cfg)
+        self.schedulers["sr"] = multistep(self.optimizers["sr"], optim_cfg)
+
+    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        self.iteration += 1
+        loss = l1_255(self.model(lr.flatten(0, 1)), hr.flatten(0, 1))
+        self._update("sr", loss, self.params)
+        return {"train/loss_l1": loss.item(), **self._common_metrics()}
+
+
+class CMDSRStep(Step):
+    """CMDSR's alternating optimisation (Algorithm 1, as the official code runs it).
+
+    Each task brings m = 2n patches, split into two disjoint halves of n. BaseNet (+ modulation heads)
+    update on each half in turn with that half as its own support (self-support): L_res = L1. Every t0
+    BaseNet updates, the ConditionNet updates with ``loss.condition_loss``: L_res | L_con | L_con + λ·L_res,
+    L_con contrasting the two halves' features (inner-task) against another task's (cross-task).
+    t0 = 0 trains both jointly: every update steps both optimisers on L_res (+ L_con unless ``res``).
+    """
+
+    def __init__(self, model: CMDSR, optim_cfg: OptimConfig, loss_cfg: LossConfig, generator: torch.Generator) -> None:
+        super().__init__(model, optim_cfg, loss_cfg)
+        self.generator = generator
+        self.base_params, self.cond_params = model.base_parameters(), model.condition_parameters()
+        self.optimizers["base"] = adam(self.base_params, optim_cfg.lr, optim_cfg)
+        self.optimizers["condition"] = adam(self.cond_params, optim_cfg.lr_condition, optim_cfg)
+        self.schedulers = {k: multistep(o, optim_cfg) for k, o in self.optimizers.items()}
+        self.base_updates = 0
+
+    def _halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.model.support_size
+        if x.shape[1] != 2 * n:
+            raise ValueError(
+                f"CMDSR with support size n = {n} needs 2n = {2 * n} patches per task, got {x.shape[1]}; "
+                f"set data.patches_per_task={2 * n}"
+            )
+        return x[:, :n], x[:, n:]
+
+    def _contrast(self, f1: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        perm = derangement(f1.shape[0], self.generator).to(f1.device)
+        loss, d_in, d_cross = task_contrastive(f1, f2, perm, self.loss_cfg.contrastive_form)
+        return loss, {
+            "train/loss_contrast": loss.item(),
+            "train/dist_inner": d_in.item(),
+            "train/dist_cross": d_cross.item(),
+        }
+
+    def _condition_loss(self, res: torch.Tensor, con: torch.Tensor | None) -> torch.Tensor:
+        kind = self.loss_cfg.condition_loss
+        if kind == "res":
+            return res
+        assert con is not None
+        return con if kind == "con" else con + self.loss_cfg.lambda_res * res
+
+    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        self.iteration += 1
+        lr_halves, hr_halves = self._halves(lr), self._halves(hr)
+        metrics: dict[str, float] = {}
+        l1_values = []
+        joint, t0 = self.optim_cfg.t0 == 0, self.optim_cfg.t0
+        for half in (0, 1):
+            support, target = lr_halves[half], hr_halves[half]
+            if joint:
+                f = self.model.condition(support)
+                res = l1_255(self.model(support.flatten(0, 1), f), target.flatten(0, 1))
+                loss = res
+                if self.loss_cfg.condition_loss != "res":
+                    con, m = self._contrast(f, self.model.condition(lr_halves[1 - half]))
+                    loss, metrics = res + con, m
+                if self._update("base", loss, self.base_params + self.cond_params):
+                    self.optimizers["condition"].step()
+                    self.schedulers["condition"].step()
+            else:
+                res = l1_255(self.model(support.flatten(0, 1), support), target.flatten(0, 1))
+                self._update("base", res, self.base_params)
+            l1_values.append(res.item())
+            self.base_updates += 1
+            if not joint and self.base_updates % t0 == 0:
+                metrics = self._condition_step(lr_halves, hr_halves)
+        return {"train/loss_l1": sum(l1_values) / 2, **metrics, **self._common_metrics()}
+
+    def _condition_step(self, lr_halves: tuple[torch.Tensor, ...], hr_halves: tuple[torch.Tensor, ...]) -> dict:
+        f1 = self.model.condition(lr_halves[0])
+        res = l1_255(self.model(lr_halves[0].flatten(0, 1), f1), hr_halves[0].flatten(0, 1))
+        con, metrics = None, {}
+        if self.loss_cfg.condition_loss != "res":
+            con, metrics = self._contrast(f1, self.model.condition(lr_halves[1]))
+        loss = self._condition_loss(res, con)
+        self._update("condition", loss, self.cond_params)
+        return {**metrics, "train/loss_condition": loss.item()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "base_updates": self.base_updates, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.base_updates = int(state["base_updates"])
+        self.generator.set_state(state["generator"])
+
+
+class ContrastiveStep(Step):
+    """CDSR / DASR: L = w_c · InfoNCE(MoCo) + w_1 · L1 on the query crop, one Adam over all trainable params.
+
+    Each task brings m = 2 patches sharing one kernel: patch 0 is the query (also super-resolved), patch 1
+    the MoCo key. The first ``optim.pretrain_steps`` iterations train the encoder alone on InfoNCE with
+    ``optim.lr_pretrain`` (DASR's stage 1; CDSR Table 12); the schedule's milestones count from its end.
+    """
+
+    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig) -> None:
+        super().__init__(model, optim_cfg, loss_cfg)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.encoder_params = [p for p in model.encoder_parameters() if p.requires_grad]
+        self.optimizers["sr"] = adam(self.params, optim_cfg.lr, optim_cfg)
+        self.schedulers["sr"] = multistep(self.optimizers["sr"], optim_cfg)
+        if optim_cfg.pretrain_steps > 0:
+            self.optimizers["encoder"] = adam(self.encoder_params, optim_cfg.lr_pretrain, optim_cfg)
+            self.schedulers["encoder"] = torch.optim.lr_scheduler.LambdaLR(self.optimizers["encoder"], lambda _: 1.0)
+
+    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        if lr.shape[1] < 2:
+            raise ValueError(f"contrastive training needs a query and a key crop per task, got {lr.shape[1]} patch")
+        self.iteration += 1
+        query, key = lr[:, 0], lr[:, 1]
+        if self.iteration <= self.optim_cfg.pretrain_steps:
+            logits, labels = self.model.contrast(query, key)
+            loss = info_nce(logits, labels)
+            self._update("encoder", loss, self.encoder_params)
+            return {"train/loss_contrast": loss.item(), **self._common_metrics()}
+        sr, logits, labels = self.model.contrastive_forward(query, key)
+        l1, con = l1_255(sr, hr[:, 0]), info_nce(logits, labels)
+        loss = self.loss_cfg.weight_l1 * l1 + self.loss_cfg.weight_contrast * con
+        self._update("sr", loss, self.params)
+        accuracy = (logits.argmax(dim=1) == labels).float().mean().item()
+        return {
+            "train/loss": loss.item(),
+            "train/loss_l1": l1.item(),
+            "train/loss_contrast": con.item(),
+            "train/contrast_top1": accuracy,
+            **self._common_metrics(),
+        }
+
+
+def make_step(
+    model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, generator: torch.Generator | None = None
+) -> Step:
+    """The step that trains ``model``'s family (dispatch on the model's own interface, not on names)."""
+    if isinstance(model, CMDSR):
+        return CMDSRStep(model, optim_cfg, loss_cfg, generator or torch.Generator().manual_seed(0))
+    if hasattr(model, "contrastive_forward"):
+        return ContrastiveStep(model, optim_cfg, loss_cfg)
+    return SRStep(model, optim_cfg, loss_cfg)
