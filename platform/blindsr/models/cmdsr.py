@@ -14,6 +14,7 @@ from torch import nn
 from blindsr.models.modulation import MODULATIONS
 
 CONDITION_DIM = 128
+SELF_SUPPORT_PATCH = 32  # official test support: hr_crop_size 128 // scale 4
 
 
 class ConditionNet(nn.Module):
@@ -75,9 +76,12 @@ class CMDSR(nn.Module):
         """(T, n, 3, h', w') support in [0, 1] → (T, 128) conditional feature."""
         return self.condition_net(support)
 
-    def forward(self, lr: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-        """lr: (B, 3, h, w) in [0, 1], grouped by task (B = T·q, task-major); support: (T, n, 3, h', w')
-        or a precomputed condition (T, 128). Returns SR (B, 3, s·h, s·w) in [0, 1]."""
+    def forward(self, lr: torch.Tensor, support: torch.Tensor | None = None) -> torch.Tensor:
+        """lr: (B, 3, h, w) in [0, 1], grouped by task (B = T·q, task-major); support: (T, n, 3, h', w'),
+        a precomputed condition (T, 128), or None for self-support (each image is its own task and its
+        support is n seeded 32×32 crops of itself, the official test protocol). Returns SR (B, 3, s·h, s·w)."""
+        if support is None:
+            support = self_support(lr, self.support_size, SELF_SUPPORT_PATCH, torch.Generator().manual_seed(0))
         condition = support if support.dim() == 2 else self.condition_net(support)
         t, b = condition.shape[0], lr.shape[0]
         if b % t:

@@ -1,0 +1,152 @@
+"""Degradation encoders: CDSR's LPE + CSC (Zhou et al., ACM MM 2022) and DASR's six-conv encoder.
+
+An :class:`Encoder` maps an LR image (B, 3, h, w) in [0, 1] to ``(embedding, projection)``, both (B, 256):
+the embedding conditions the SR network, the projection head's output feeds MoCo. Both encoders read
+the image on the 0–255 scale (x·255) and have no mean shift; BatchNorm handles the scale.
+
+Structure (``spec/cdsr.md`` (b), ``spec/cmdsr_dasr_basicsr.md`` §2.1), "block" = Conv (bias) → BN → LReLU(0.1):
+
+- LPE pixel-wise branch El: blocks 3→64 k7, 64→64 k1, 64→128 k3 s2, 128→128 k1, 128→256 k7, 256→256 k1;
+  global average pool. 1,777,472 parameters.
+- LPE patch-wise branch Ep: blocks 3→64 k12 s12 (non-overlapping 12×12 patch embedding; leftover rows and
+  columns dropped), then 64→64, 64→128, 128→256 k3; global average pool. 434,688 parameters.
+- LPE fusion: concat [El, Ep] (pixel first) → Linear 512→256 → LReLU(0.1) → Linear 256→256 = f.
+  With one branch switched off (Table 3) the first Linear takes 256 inputs.
+- CSC: E_a = softmax(fc_q(f) · fc_k(C_b)ᵀ) · C_b, codebook C_b = Embedding(L, 256) with N(0, 1) init, no
+  scaling or temperature (Table 11 varies L). Without CSC (Table 3, Model 2) the embedding is f.
+- DASR encoder: blocks 3→64, 64→64, 64→128 s2, 128→128, 128→256 s2, 256→256 (all k3); global average
+  pool. 1,147,200 parameters. Used with CSC off, this is DASR's encoder; with CSC on, CDSR's Table 4 "E_dasr".
+- Projection head on the embedding: Linear 256→256 → LReLU(0.1) → Linear 256→256 (131,584 parameters).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+DIM = 256
+PATCH = 12
+
+
+def block(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int | None = None) -> nn.Sequential:
+    """Conv2d (bias) → BatchNorm2d → LeakyReLU(0.1); "same" padding k // 2 unless given."""
+    padding = kernel_size // 2 if padding is None else padding
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding),
+        nn.BatchNorm2d(out_ch),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+class PixelBranch(nn.Sequential):
+    """LPE pixel-wise subnet El: (B, 3, h, w) on 0–255 → (B, 256, ⌈h/2⌉, ⌈w/2⌉); moderate receptive field."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            block(3, 64, 7),
+            block(64, 64, 1),
+            block(64, 128, 3, 2),
+            block(128, 128, 1),
+            block(128, 256, 7),
+            block(256, 256, 1),
+        )
+
+
+class PatchBranch(nn.Sequential):
+    """LPE patch-wise subnet Ep: (B, 3, h, w) on 0–255 → (B, 256, ⌊h/12⌋, ⌊w/12⌋)."""
+
+    def __init__(self) -> None:
+        super().__init__(block(3, 64, PATCH, PATCH, 0), block(64, 64, 3), block(64, 128, 3), block(128, 256, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h < PATCH or w < PATCH:
+            raise ValueError(
+                f"the LPE patch-wise branch embeds {PATCH}×{PATCH} patches and needs an LR input of at least "
+                f"{PATCH}×{PATCH} pixels, got {h}×{w}"
+            )
+        return super().forward(x)
+
+
+class DASRFeatures(nn.Sequential):
+    """DASR's degradation encoder convs: (B, 3, h, w) on 0–255 → (B, 256, ⌈h/4⌉, ⌈w/4⌉)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            block(3, 64, 3),
+            block(64, 64, 3),
+            block(64, 128, 3, 2),
+            block(128, 128, 3),
+            block(128, 256, 3, 2),
+            block(256, 256, 3),
+        )
+
+
+def mlp(in_dim: int, dim: int = DIM) -> nn.Sequential:
+    """Linear in→dim → LReLU(0.1) → Linear dim→dim (LPE fusion, projection head, DASR's MLP head)."""
+    return nn.Sequential(nn.Linear(in_dim, dim), nn.LeakyReLU(0.1, inplace=True), nn.Linear(dim, dim))
+
+
+class LPE(nn.Module):
+    """Lightweight Patch-based Encoder: pooled El and/or Ep features → fusion MLP → f (B, 256)."""
+
+    def __init__(self, use_pixel_branch: bool = True, use_patch_branch: bool = True) -> None:
+        super().__init__()
+        if not (use_pixel_branch or use_patch_branch):
+            raise ValueError("the LPE encoder needs at least one of the pixel-wise and patch-wise branches")
+        self.pixel = PixelBranch() if use_pixel_branch else None
+        self.patch = PatchBranch() if use_patch_branch else None
+        self.fusion = mlp(DIM * (use_pixel_branch + use_patch_branch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, h, w) on 0–255 → f (B, 256)."""
+        pooled = [branch(x).mean(dim=(2, 3)) for branch in (self.pixel, self.patch) if branch is not None]
+        return self.fusion(torch.cat(pooled, dim=1))
+
+
+class CodebookAttention(nn.Module):
+    """CSC: f (B, D) → softmax_L(fc_q(f) · fc_k(C_b)ᵀ) · C_b (B, D), a convex mix of the raw codebook rows."""
+
+    def __init__(self, size: int = 1024, dim: int = DIM) -> None:
+        super().__init__()
+        self.codebook = nn.Embedding(size, dim)
+        self.fc_q = nn.Linear(dim, dim)
+        self.fc_k = nn.Linear(dim, dim)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        codebook = self.codebook.weight  # (L, D)
+        weights = torch.softmax(self.fc_q(f) @ self.fc_k(codebook).t(), dim=-1)  # (B, L)
+        return weights @ codebook
+
+
+class Encoder(nn.Module):
+    """Feature extractor (LPE or DASR's) → optional CSC → embedding; projection head → MoCo projection.
+
+    ``Encoder("lpe")`` is CDSR's encoder (2,934,592 parameters); ``Encoder("dasr", use_codebook=False)`` is
+    DASR's (1,278,784).
+    """
+
+    def __init__(
+        self,
+        kind: Literal["lpe", "dasr"] = "lpe",
+        use_pixel_branch: bool = True,
+        use_patch_branch: bool = True,
+        use_codebook: bool = True,
+        codebook_size: int = 1024,
+    ) -> None:
+        super().__init__()
+        if kind == "lpe":
+            self.features: nn.Module = LPE(use_pixel_branch, use_patch_branch)
+        elif kind == "dasr":
+            self.features = nn.Sequential(DASRFeatures(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        else:
+            raise ValueError(f"unknown encoder {kind!r}; valid: lpe, dasr")
+        self.csc = CodebookAttention(codebook_size) if use_codebook else nn.Identity()
+        self.head = mlp(DIM)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, 3, h, w) in [0, 1] → (embedding (B, 256), projection (B, 256), not normalised)."""
+        embedding = self.csc(self.features(x * 255.0))
+        return embedding, self.head(embedding)
