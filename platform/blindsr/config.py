@@ -100,6 +100,9 @@ class DataConfig:
     # CDSR/DASR MoCo positive pair (CDSR Table 1): the key crop shares the query's image and degradation |
     # comes from another image with the same degradation | the same image with another degradation
     moco_positive: Literal["same", "other_image", "other_degradation"] = "same"
+    # how a task row is cut: "task" = CMDSR, n patches of one image sharing one degradation; "pair" = CDSR/DASR,
+    # patch 0 is the MoCo query and patches 1.. its keys, made as moco_positive says
+    sampler: Literal["task", "pair"] = "task"
 
     def problems(self) -> list[tuple[str, str]]:
         return [
@@ -176,14 +179,32 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 1000
+    steps: int = 1000  # optimisation iterations (one batch of k tasks each)
     val_every: int = 250
     checkpoint_every: int = 250
-    keep_best: int = 2
-    max_failures: int = 1
+    keep_best: int = 2  # checkpoints kept, ranked by validation PSNR
+    max_failures: int = 1  # worker-group restarts from the last checkpoint
     log_every: int = 10
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    storage_path: str | None = None
+    storage_path: str | None = None  # None: <project>/outputs/ray (use S3/NFS on a multi-node cluster)
+    val_protocol: Literal["auto", "cmdsr", "cdsr9", "bicubic"] = "auto"  # auto: the model family's paper
+    val_crop: int = 96  # HR side of the centre crop of each validation image (0: whole image)
+    val_images: int = 3
+    max_nonfinite: int = 20  # stop after this many NaN/Inf losses in a row
+    fail_at_step: int = 0  # tests only: raise once at this step of a fresh (not restored) run
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [
+            (k, f"must be >= 1, got {getattr(self, k)}")
+            for k in ("steps", "val_every", "checkpoint_every", "keep_best", "log_every", "val_images", "max_nonfinite")
+            if getattr(self, k) < 1
+        ]
+        out += [
+            (k, f"must be >= 0, got {getattr(self, k)}")
+            for k in ("max_failures", "val_crop", "fail_at_step")
+            if getattr(self, k) < 0
+        ]
+        return out
 
 
 @dataclass
@@ -202,6 +223,21 @@ class ScalingConfig:
     degrade_actors: int = 1
     degrade_cpus_per_actor: float = 1.0
     degrade_gpu_fraction: float = 0.0  # >0 runs the degradation pipeline on CUDA inside the actors
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [
+            (k, f"must be >= 1, got {getattr(self, k)}")
+            for k in ("num_workers", "degrade_actors")
+            if getattr(self, k) < 1
+        ]
+        out += [
+            (k, f"must be > 0, got {getattr(self, k)}")
+            for k in ("cpus_per_worker", "degrade_cpus_per_actor")
+            if not getattr(self, k) > 0
+        ]
+        if not 0.0 <= self.degrade_gpu_fraction <= 1.0:
+            out.append(("degrade_gpu_fraction", f"is a GPU share per actor in [0, 1], got {self.degrade_gpu_fraction}"))
+        return out
 
 
 @dataclass
@@ -480,7 +516,7 @@ def cdsr_paper(scale: int = 4) -> Config:
         name=f"cdsr_x{scale}",
         scale=scale,
         degradation=cdsr_train(scale),
-        data=DataConfig(patch_size=48, patches_per_task=2, task_size=32),
+        data=DataConfig(patch_size=48, patches_per_task=2, task_size=32, sampler="pair"),
         model=ModelConfig(name="cdsr", n_blocks=10),
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
         optim=OptimConfig(lr=1e-4, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0),
@@ -496,9 +532,69 @@ def preview() -> Config:
     return cfg
 
 
+def cmdsr_demo() -> Config:
+    """README-sized CMDSR: ×2, SRResNet-10 width 32, n = 4, 24² patches; minutes on 2 CPU cores."""
+    from blindsr.degradations.presets import cmdsr_train
+
+    return Config(
+        name="cmdsr_demo",
+        scale=2,
+        degradation=cmdsr_train(2),
+        data=DataConfig(patch_size=24, patches_per_task=8, task_size=4, val_tasks=4),
+        model=ModelConfig(name="cmdsr", n_feats=32, n_blocks=10, support_size=4),
+        optim=OptimConfig(lr=1e-3, lr_condition=1e-4, milestones=[400], gamma=0.5, t0=10),
+        train=TrainConfig(steps=500, val_every=100, checkpoint_every=100, log_every=10, val_crop=96),
+        scaling=ScalingConfig(num_workers=1, degrade_actors=1),
+    )
+
+
+def cdsr_demo() -> Config:
+    """README main job: CDSR ×2 with 2 blocks on the built-in corpus; ≤ 10 minutes on 2 CPU cores."""
+    from blindsr.degradations.presets import cdsr_train
+
+    return Config(
+        name="cdsr_demo",
+        scale=2,
+        degradation=cdsr_train(2),
+        data=DataConfig(patch_size=24, patches_per_task=2, task_size=8, val_tasks=4, sampler="pair"),
+        model=ModelConfig(name="cdsr", n_blocks=2, codebook_size=256, moco_queue=512),
+        loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
+        optim=OptimConfig(lr=2e-4, milestones=[300], gamma=0.5, t0=0),
+        train=TrainConfig(steps=400, val_every=100, checkpoint_every=100, log_every=10, val_crop=96),
+        scaling=ScalingConfig(num_workers=1, degrade_actors=1),
+    )
+
+
+def _smoke(cfg: Config) -> Config:
+    """Shrink a demo to a sub-minute CPU run with 2 train workers (tests)."""
+    cfg.name = cfg.name.replace("_demo", "_smoke")
+    cfg.data.patch_size, cfg.data.task_size, cfg.data.val_tasks = 16, 2, 2
+    cfg.model.n_feats = min(cfg.model.n_feats, 16)
+    cfg.model.n_blocks = 1
+    cfg.model.codebook_size, cfg.model.moco_queue = 32, 32
+    cfg.optim.t0 = min(cfg.optim.t0, 2)
+    cfg.train = TrainConfig(steps=4, val_every=2, checkpoint_every=2, log_every=1, val_crop=48, val_images=2)
+    cfg.scaling = ScalingConfig(num_workers=2, degrade_actors=1, degrade_cpus_per_actor=0.5)
+    return cfg
+
+
+def cmdsr_smoke() -> Config:
+    cfg = _smoke(cmdsr_demo())
+    cfg.model.support_size, cfg.data.patches_per_task = 2, 4
+    return cfg
+
+
+def cdsr_smoke() -> Config:
+    return _smoke(cdsr_demo())
+
+
 PRESETS: dict[str, typing.Callable[[], Config]] = {
     "cmdsr_paper": cmdsr_paper,
+    "cmdsr_demo": cmdsr_demo,
+    "cmdsr_smoke": cmdsr_smoke,
     "cdsr_paper": cdsr_paper,
+    "cdsr_demo": cdsr_demo,
+    "cdsr_smoke": cdsr_smoke,
     "preview": preview,
 }
 

@@ -1,4 +1,4 @@
-"""HR image sources: a folder of images or the built-in corpus, loaded into an :class:`ImagePool`.
+"""HR image sources: a folder of images, Parquet shards or the built-in corpus, loaded into an :class:`ImagePool`.
 
 Bad files never crash a load: each unreadable or too-small image is logged once and counted in
 ``ImagePool.skipped``; a missing or empty folder is a :class:`DatasetError` that names the path.
@@ -115,7 +115,12 @@ def load_corpus(split: str = "train", min_size: int = 1) -> ImagePool:
 
 
 def load_source(source: str, split: str = "train", min_size: int = 1, recursive: bool = True) -> ImagePool:
-    """``"corpus"`` → the built-in corpus split; anything else is a folder path."""
+    """``"corpus"`` → the built-in corpus split; a Parquet shard folder, ``.parquet`` file or filesystem URI
+    (``s3://…``, see :mod:`blindsr.data.shards`) → its images; anything else is a folder path."""
     if source == "corpus":
         return load_corpus(split, min_size)
+    from blindsr.data import shards  # here, not at the top: shards builds on this module
+
+    if shards.is_shard_location(source):
+        return shards.load_shards(source, min_size)
     return load_folder(source, min_size, recursive)

@@ -1,0 +1,188 @@
+"""THE Arrow schema of a task row: one row = one task = its degradation + n aligned (LR, HR) patches.
+
+Ray Data may re-block, split and shuffle rows freely; it can never mix the patches of two tasks.
+
+Columns (k rows; a row is one task of n patches, LR side h × w, scale s):
+
+* ``task_id`` int64: the id the row was made from (rows are a pure function of (run seed, stream, task id)).
+* ``image_id`` fixed-shape tensor uint8 (ID_BYTES,): the source image id, UTF-8, zero-padded.
+* one scalar column per ``DegradationSpec`` field, named like the field: ints int32 (``seed`` int64), floats
+  float64 (exact round trip), ``Literal`` fields as int8 codes into :data:`CATEGORIES`.
+* ``key_<f>`` for the fields :data:`KEY_FIELDS` that a sampler draws per task: the degradation of the key
+  patches ``lr[1:]`` of a CDSR query/key row. Equal to the row's own fields whenever every patch shares one
+  degradation (always, for CMDSR tasks).
+* ``work_s`` float32: seconds the worker spent making the row (for ``data/actor_util``; not part of the task).
+* ``lr`` fixed-shape tensor uint8 (n, 3, h, w) and ``hr`` uint8 (n, 3, s·h, s·w).
+
+Why flattened scalar columns and not one JSON spec column: every column is then a number, so Ray's default
+``iter_torch_batches(batch_size=k)`` turns a batch into tensors with no custom collate (a string column makes
+it fail), the spec can be filtered and summarised column-wise, and it costs ~30 bytes a row. The same reason
+stores ``image_id`` as bytes rather than an Arrow string. Ids longer than ID_BYTES keep their last ID_BYTES bytes.
+
+``lr``/``hr`` use Arrow's canonical ``arrow.fixed_shape_tensor`` extension type: building it from a
+C-contiguous array and reading it back (``to_numpy_ndarray``) are both zero-copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import numpy as np
+import pyarrow as pa
+
+from blindsr.data.patches import Task
+from blindsr.degradations.spec import DegradationSpec
+
+ID_BYTES = 128
+SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DegradationSpec))
+_HINTS = get_type_hints(DegradationSpec)
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    name: get_args(tp) for name, tp in _HINTS.items() if get_origin(tp) is Literal
+}
+# what ``sample_spec`` draws per task; the other fields are fixed by the DegradationConfig
+KEY_FIELDS: tuple[str, ...] = ("kernel", "sigma", "lambda1", "lambda2", "theta", "noise", "jpeg_quality", "seed")
+
+
+@dataclass
+class TaskRow:
+    """One row: a task, the id it was made from, and the keys' degradation when it differs (CDSR pairs)."""
+
+    task_id: int
+    task: Task
+    key_spec: DegradationSpec | None = None  # degradation of lr[1:], None when it is task.spec
+    work_s: float = 0.0
+
+
+def _scalar_type(name: str) -> pa.DataType:
+    if name in CATEGORIES:
+        return pa.int8()
+    if name == "seed":
+        return pa.int64()
+    return pa.float64() if _HINTS[name] is float else pa.int32()
+
+
+def task_schema(n: int, h: int, w: int, scale: int) -> pa.Schema:
+    """The schema of rows with n patches of LR h × w at ×``scale``."""
+    fields = [pa.field("task_id", pa.int64()), pa.field("image_id", pa.fixed_shape_tensor(pa.uint8(), [ID_BYTES]))]
+    fields += [pa.field(name, _scalar_type(name)) for name in SPEC_FIELDS]
+    fields += [pa.field(f"key_{name}", _scalar_type(name)) for name in KEY_FIELDS]
+    fields += [
+        pa.field("work_s", pa.float32()),
+        pa.field("lr", pa.fixed_shape_tensor(pa.uint8(), [n, 3, h, w])),
+        pa.field("hr", pa.fixed_shape_tensor(pa.uint8(), [n, 3, h * scale, w * scale])),
+    ]
+    return pa.schema(fields)
+
+
+def _code(name: str, value: Any) -> Any:
+    return CATEGORIES[name].index(value) if name in CATEGORIES else value
+
+
+def _uncode(name: str, value: Any) -> Any:
+    return CATEGORIES[name][int(value)] if name in CATEGORIES else value
+
+
+def encode_ids(ids: Sequence[str]) -> np.ndarray:
+    """Image ids → (k, ID_BYTES) uint8, UTF-8 and zero-padded (longer ids keep their last ID_BYTES bytes)."""
+    out = np.zeros((len(ids), ID_BYTES), np.uint8)
+    for i, text in enumerate(ids):
+        raw = text.encode()[-ID_BYTES:]
+        out[i, : len(raw)] = np.frombuffer(raw, np.uint8)
+    return out
+
+
+def decode_ids(arr: np.ndarray) -> list[str]:
+    """(k, ID_BYTES) uint8 → image ids."""
+    return [bytes(row).rstrip(b"\0").decode(errors="replace") for row in np.asarray(arr, np.uint8)]
+
+
+def encode(rows: Sequence[TaskRow]) -> pa.Table:
+    """Task rows → an Arrow table of :func:`task_schema` (one stack copy of the pixels, then zero-copy).
+
+    Raises:
+        ValueError: no rows, pixels that are not uint8, patches of different shapes or scales, or a key
+            degradation that differs from the row's in a field the sampler does not draw.
+    """
+    if not rows:
+        raise ValueError("encode needs at least one task row")
+    first = rows[0].task
+    n, _, h, w = first.lr.shape
+    scale = first.spec.scale
+    for r in rows:
+        if r.task.lr.dtype != np.uint8 or r.task.hr.dtype != np.uint8:
+            raise ValueError(f"task {r.task_id}: lr/hr must be uint8, got {r.task.lr.dtype}/{r.task.hr.dtype}")
+        if r.task.lr.shape != first.lr.shape or r.task.hr.shape != first.hr.shape or r.task.spec.scale != scale:
+            raise ValueError(
+                f"task {r.task_id}: lr {r.task.lr.shape} / hr {r.task.hr.shape} ×{r.task.spec.scale} differ from "
+                f"the batch's first task (lr {first.lr.shape} / hr {first.hr.shape} ×{scale})"
+            )
+        if r.key_spec is not None:
+            fixed = {k: v for k, v in r.key_spec.to_dict().items() if k not in KEY_FIELDS}
+            if fixed != {k: v for k, v in r.task.spec.to_dict().items() if k not in KEY_FIELDS}:
+                raise ValueError(
+                    f"task {r.task_id}: key spec {r.key_spec} differs from {r.task.spec} beyond {KEY_FIELDS}"
+                )
+    schema = task_schema(n, h, w, scale)
+    columns: dict[str, pa.Array] = {
+        "task_id": pa.array([r.task_id for r in rows], pa.int64()),
+        "image_id": pa.FixedShapeTensorArray.from_numpy_ndarray(encode_ids([r.task.image_id for r in rows])),
+    }
+    for name in SPEC_FIELDS:
+        columns[name] = pa.array([_code(name, getattr(r.task.spec, name)) for r in rows], _scalar_type(name))
+    for name in KEY_FIELDS:
+        values = [_code(name, getattr(r.key_spec or r.task.spec, name)) for r in rows]
+        columns[f"key_{name}"] = pa.array(values, _scalar_type(name))
+    columns["work_s"] = pa.array([r.work_s for r in rows], pa.float32())
+    for name in ("lr", "hr"):
+        stacked = np.stack([getattr(r.task, name) for r in rows])
+        columns[name] = pa.FixedShapeTensorArray.from_numpy_ndarray(stacked)
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _column(batch: pa.Table | Mapping[str, Any], name: str) -> np.ndarray:
+    """One column as numpy: zero-copy from a single-chunk Arrow column, a numpy array, or a CPU tensor."""
+    if isinstance(batch, pa.Table):
+        col = batch.column(name)
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+        return arr.to_numpy_ndarray() if isinstance(arr.type, pa.FixedShapeTensorType) else arr.to_numpy()
+    if name not in batch:
+        raise KeyError(f"batch has no column {name!r}; columns: {', '.join(batch)}")
+    value = batch[name]
+    return np.asarray(value.cpu() if hasattr(value, "cpu") else value)
+
+
+def _num_rows(batch: pa.Table | Mapping[str, Any]) -> int:
+    return batch.num_rows if isinstance(batch, pa.Table) else len(batch["task_id"])
+
+
+def decode_specs(batch: pa.Table | Mapping[str, Any], prefix: Literal["", "key_"] = "") -> list[DegradationSpec]:
+    """The degradation of each row (``prefix="key_"``: of its key patches) from a table or a batch dict."""
+    cols = {name: _column(batch, name) for name in SPEC_FIELDS}
+    if prefix:
+        cols.update({name: _column(batch, prefix + name) for name in KEY_FIELDS})
+    return [
+        DegradationSpec.from_dict({name: _uncode(name, cols[name][i]) for name in SPEC_FIELDS})
+        for i in range(_num_rows(batch))
+    ]
+
+
+def decode(batch: pa.Table | Mapping[str, Any]) -> list[TaskRow]:
+    """Rows of a table or a ``{column: array}`` batch (numpy, or CPU torch tensors) → TaskRows.
+
+    ``lr``/``hr`` of each task are views into the batch (zero-copy for single-chunk tables and numpy batches).
+    """
+    specs, keys = decode_specs(batch), decode_specs(batch, "key_")
+    lr, hr = _column(batch, "lr"), _column(batch, "hr")
+    ids, task_ids, work = decode_ids(_column(batch, "image_id")), _column(batch, "task_id"), _column(batch, "work_s")
+    return [
+        TaskRow(
+            task_id=int(task_ids[i]),
+            task=Task(lr=lr[i], hr=hr[i], spec=specs[i], image_id=ids[i]),
+            key_spec=None if keys[i] == specs[i] else keys[i],
+            work_s=float(work[i]),
+        )
+        for i in range(len(specs))
+    ]
