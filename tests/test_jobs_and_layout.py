@@ -35,6 +35,21 @@ def test_preview_job_reports_bad_input(tmp_path):
     assert res.returncode == 2 and "degradation.noise_range in --set" in res.stderr
 
 
+@pytest.mark.parametrize(
+    ("job", "args", "message"),
+    [
+        ("train_cdsr.py", ["--set", "optim.lrr=1e-4"], "unknown key 'optim.lrr' in --set (did you mean 'optim.lr'?)"),
+        ("train_cmdsr.py", ["--set", "train.steps=-3"], "train.steps in --set: must be >= 1"),
+        ("train_cdsr.py", ["--set", "model.name=cmdsr"], "train_cdsr.py trains cdsr or dasr"),
+        ("train_cdsr.py", ["--config", "missing.yaml"], "missing.yaml"),
+    ],
+)
+def test_training_jobs_reject_bad_configs_before_starting_ray(job, args, message):
+    res = run(f"jobs/{job}", "--preset", "smoke", *args)
+    assert res.returncode == 2 and message in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+
+
 def test_platform_folder_never_shadows_the_stdlib():
     assert not (ROOT / "platform" / "__init__.py").exists()
     res = run("-c", "import platform, uuid; platform.system(); import blindsr; print(blindsr.__file__)")
@@ -44,7 +59,9 @@ def test_platform_folder_never_shadows_the_stdlib():
 def test_pure_modules_import_without_ray_or_mlflow():
     code = (
         "import sys, blindsr.degradations, blindsr.metrics, blindsr.config, blindsr.data.patches, "
-        "blindsr.data.benchmarks, blindsr.models; bad = [m for m in ('ray', 'mlflow') if m in sys.modules]; print(bad)"
+        "blindsr.data.benchmarks, blindsr.data.schema, blindsr.data.shards, blindsr.data.actor, blindsr.models, "
+        "blindsr.losses, blindsr.train.step, blindsr.train.checkpoint, blindsr.validation, blindsr.evaluate; "
+        "bad = [m for m in ('ray', 'mlflow') if m in sys.modules]; print(bad)"
     )
     res = run("-c", code)
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr

@@ -1,4 +1,4 @@
-"""Pictures people look at: kernel images and (HR | kernel | LR) grids of degradation tasks."""
+"""Pictures people look at: kernel images, (HR | kernel | LR) task grids, (LR | SR | HR) sample grids."""
 
 from __future__ import annotations
 
@@ -25,6 +25,25 @@ def _chw_to_hwc(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x).transpose(1, 2, 0))
 
 
+def grid(rows: Sequence[tuple[Sequence[np.ndarray], str]]) -> np.ndarray:
+    """Rows of (H, W, 3) uint8 tiles with a label under each row; every tile is nearest-enlarged to the
+    size of the row's largest tile (so an LR patch shows its pixels next to SR and HR)."""
+    if not rows:
+        raise ValueError("grid needs at least one row")
+    sizes = [(max(t.shape[0] for t in tiles), max(t.shape[1] for t in tiles)) for tiles, _ in rows]
+    width = max(len(tiles) * (w + _PAD) + _PAD for (tiles, _), (_, w) in zip(rows, sizes, strict=True))
+    height = sum(h + _LABEL_H + _PAD for h, _ in sizes) + _PAD
+    canvas = Image.new("RGB", (width, height), (24, 24, 24))
+    draw = ImageDraw.Draw(canvas)
+    y = _PAD
+    for (tiles, label), (h, w) in zip(rows, sizes, strict=True):
+        for j, tile in enumerate(tiles):
+            canvas.paste(Image.fromarray(tile).resize((w, h), Image.NEAREST), (_PAD + j * (w + _PAD), y))
+        draw.text((_PAD, y + h + 1), label, fill=(230, 230, 230))
+        y += h + _LABEL_H + _PAD
+    return np.asarray(canvas)
+
+
 def task_grid(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]]) -> np.ndarray:
     """One row per task: HR patch | kernel | LR patch (nearest-enlarged to the HR size), with a label.
 
@@ -32,16 +51,9 @@ def task_grid(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, str]]) ->
     """
     if not rows:
         raise ValueError("task_grid needs at least one row")
-    side = rows[0][0].shape[-1]
-    width = 3 * side + 4 * _PAD
-    height = len(rows) * (side + _LABEL_H + _PAD) + _PAD
-    canvas = Image.new("RGB", (width, height), (24, 24, 24))
-    draw = ImageDraw.Draw(canvas)
-    for i, (hr, kernel, lr, label) in enumerate(rows):
-        y = _PAD + i * (side + _LABEL_H + _PAD)
-        lr_big = Image.fromarray(_chw_to_hwc(lr)).resize((side, side), Image.NEAREST)
-        tiles = [Image.fromarray(_chw_to_hwc(hr)), Image.fromarray(kernel_image(kernel, side)), lr_big]
-        for j, tile in enumerate(tiles):
-            canvas.paste(tile, (_PAD + j * (side + _PAD), y))
-        draw.text((_PAD, y + side + 1), label, fill=(230, 230, 230))
-    return np.asarray(canvas)
+    return grid(
+        [
+            ((_chw_to_hwc(hr), kernel_image(kernel, hr.shape[-1]), _chw_to_hwc(lr)), label)
+            for hr, kernel, lr, label in rows
+        ]
+    )

@@ -42,3 +42,15 @@ def sync_gradients(params: Sequence[nn.Parameter], loss: torch.Tensor) -> bool:
         p.grad = flat[offset : offset + g.numel()].view_as(p).clone()
         offset += g.numel()
     return bool(flat[-1].item() == n)
+
+
+def all_gather_cat(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (B, …) from every rank in rank order (B·world, …); ``x`` itself when alone.
+
+    Used as MoCo's key gather so every rank enqueues the same keys and the queues stay identical."""
+    n = world_size()
+    if n == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(n)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)

@@ -1,0 +1,14 @@
+"""Train CMDSR (or a plain BaseNet: --set model.name=srresnet|vdsr|idn|edsr) on Ray Train, tracked in MLflow.
+
+python jobs/train_cmdsr.py --preset demo
+ray job submit --working-dir . -- python jobs/train_cmdsr.py --preset paper --set scaling.num_workers=8
+"""
+
+from __future__ import annotations
+
+import sys
+
+from blindsr.train.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("cmdsr", __doc__))
