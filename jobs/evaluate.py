@@ -1,0 +1,120 @@
+"""Evaluate models on a paper protocol: PSNR/SSIM (Y) per test set × degradation, with a bicubic row and,
+for conditional models (CMDSR), an oracle-support row next to self-support.
+
+    python jobs/evaluate.py models:/cdsr_x4@champion --protocol cdsr9 --root ~/data/benchmarks --sets Set5 Set14
+    python jobs/evaluate.py outputs/ckpt/checkpoint_000100 models:/cmdsr_x4/3 --protocol cmdsr   # corpus val
+    python jobs/evaluate.py models:/cdsr_x4@latest --protocol div2krk --root ~/data/DIV2KRK --log
+
+Writes table.md, table.csv (and per_image.csv, sr/ on request) under --out; --log adds the metrics
+eval/<protocol>/<set>/<degradation>/psnr_y (and ssim_y, *_bicubic, *_oracle) and the files to the MLflow run
+behind each model (a new run in experiment blindsr-eval for a checkpoint folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from blindsr.data.benchmarks import ALIASES, load_benchmark, load_div2krk
+from blindsr.data.images import ImageReadError
+from blindsr.data.sources import DatasetError, load_source
+from blindsr.evaluate import BICUBIC, ORACLE, PROTOCOLS, Case, Table, div2krk_cases, generated_cases, score_cases
+from blindsr.infer import load, model_scale
+from blindsr.tracking import RegistryError, log_evaluation, resolve_uri, source_run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "models", nargs="+", help="models:/name@alias, models:/name/VERSION, runs:/ID/model or a checkpoint folder"
+    )
+    p.add_argument("--protocol", default="cmdsr", choices=PROTOCOLS)
+    p.add_argument("--scale", type=int, help="default: the first model's scale")
+    p.add_argument("--root", help="folder with Set5/Set14/B100/Urban100 (DIV2KRK: its own folder); default: corpus val")
+    p.add_argument("--sets", nargs="+", choices=list(ALIASES), help="default: every set found under --root")
+    p.add_argument("--crop", type=int, default=0, help="centre-crop HR images to this side (0: whole images)")
+    p.add_argument("--out", help="output folder (default outputs/eval/<protocol>_x<scale>)")
+    p.add_argument("--cache", default="outputs/eval/lr_cache", help="generated-LR cache ('' to disable)")
+    p.add_argument("--per-image", action="store_true", help="also write per_image.csv")
+    p.add_argument("--save-images", action="store_true", help="write SR images under <out>/sr/")
+    p.add_argument("--log", action="store_true", help="log metrics and files to MLflow")
+    p.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument("--tile", type=int, default=0, help="tiled inference with this LR tile side (0: whole image)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the self-support and oracle-support crops")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    return p
+
+
+def build_cases(args: argparse.Namespace, scale: int) -> list[Case]:
+    if args.root and not Path(args.root).expanduser().is_dir():
+        raise DatasetError(f"--root {args.root} does not exist or is not a folder")
+    if args.protocol == "div2krk":
+        if not args.root:
+            raise DatasetError("--protocol div2krk needs --root pointing at the DIV2KRK folder")
+        return div2krk_cases(load_div2krk(args.root, scale), scale, args.crop)
+    if not args.root:
+        sets = {"corpus": list(load_source("corpus", split="val"))}
+    elif args.sets:
+        sets = {name: load_benchmark(args.root, name, scale) for name in args.sets}
+    else:
+        sets = {}
+        for name in ALIASES:
+            try:
+                sets[name] = load_benchmark(args.root, name, scale)
+            except DatasetError as e:
+                logging.info("%s", e)
+        if not sets:
+            raise DatasetError(f"no benchmark set ({', '.join(ALIASES)}) found under {args.root}")
+    return generated_cases(args.protocol, scale, sets, args.crop, args.cache or None)
+
+
+def write_outputs(table: Table, out: Path, per_image: bool) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "table.md", out / "table.csv"]
+    files[0].write_text(table.markdown() + "\n")
+    files[1].write_text(table.csv())
+    if per_image:
+        files.append(out / "per_image.csv")
+        files[2].write_text(table.per_image_csv())
+    return files
+
+
+def log_to_mlflow(args: argparse.Namespace, table: Table, uri: str, files: list[Path]) -> None:
+    for source in args.models:
+        metrics = {**table.metrics(args.protocol, source), **table.metrics(args.protocol, BICUBIC, "_bicubic")}
+        if source + ORACLE in table.cells:
+            metrics.update(table.metrics(args.protocol, source + ORACLE, "_oracle"))
+        run = source_run(source, uri)
+        run = log_evaluation(uri, run, f"eval-{Path(source).name}", metrics, files, f"eval/{args.protocol}")
+        print(f"logged {len(metrics)} metrics of {source} to MLflow run {run} at {uri}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    uri = resolve_uri(args.tracking_uri)
+    try:
+        models = {source: load(source, uri, args.device) for source in args.models}
+        scale = args.scale or model_scale(next(iter(models.values())))
+        cases = build_cases(args, scale)
+        n = len({(c.set, c.image) for c in cases})
+        title = f"{args.protocol} x{scale}, {n} image(s)"
+        out = Path(args.out or f"outputs/eval/{args.protocol}_x{scale}")
+        table = score_cases(
+            models, cases, scale, title, args.seed, args.tile, save_dir=out / "sr" if args.save_images else None
+        )
+    except (ValueError, RegistryError, DatasetError, ImageReadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table.markdown())
+    files = write_outputs(table, out, args.per_image)
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    if args.log:
+        log_to_mlflow(args, table, uri, files)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

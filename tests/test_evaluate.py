@@ -1,0 +1,119 @@
+"""Evaluation tables: numbers against a direct computation, LR cache, oracle support, DIV2KRK, and the job end
+to end from a tiny model registered in a real temporary MLflow store to a logged table on the corpus."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from blindsr.config import ModelConfig
+from blindsr.data.benchmarks import load_div2krk
+from blindsr.data.images import write_png
+from blindsr.data.sources import HRImage
+from blindsr.degradations.pipeline import apply, mod_crop
+from blindsr.degradations.presets import TEST_PRESETS
+from blindsr.evaluate import BICUBIC, ORACLE, Case, div2krk_cases, generated_cases, oracle_support, score_cases
+from blindsr.metrics import psnr, ssim, to_uint8
+from blindsr.models import build_model
+from blindsr.tracking import Tracker
+from blindsr.validation import bicubic_image, centre_crop
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(n_feats=16, n_blocks=1, support_size=2, codebook_size=16, moco_queue=32)
+
+
+def tiny(name: str, scale: int = 2) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(ModelConfig(name=name, **TINY), scale).eval()
+
+
+def test_table_numbers_equal_a_direct_computation(photo):
+    """One image, protocol cmdsr ×2: each cell is PSNR/SSIM of model(apply(hr, spec)) against hr."""
+    model = tiny("cmdsr")
+    table = score_cases({"m": model}, generated_cases("cmdsr", 2, {"one": [HRImage("cat", photo)]}, crop=48), 2, "t")
+    assert list(table.cells) == ["m", "m" + ORACLE, BICUBIC]
+    hr = mod_crop(centre_crop(photo, 48), 2)
+    for deg, spec in TEST_PRESETS["cmdsr"](2).items():
+        lr = apply(hr, spec)
+        with torch.no_grad():
+            sr = to_uint8(model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)[0])
+        assert table.cells["m"][("one", deg)] == (psnr(sr, hr, shave=2), ssim(sr, hr, shave=2))
+        bic = bicubic_image(lr, 2)
+        assert table.cells[BICUBIC][("one", deg)] == (psnr(bic, hr, shave=2), ssim(bic, hr, shave=2))
+    metrics = table.metrics("cmdsr", "m")
+    assert metrics["eval/cmdsr/one/severe/psnr_y"] == table.cells["m"][("one", "severe")][0]
+    assert metrics["eval/cmdsr/one/mean/psnr_y"] == pytest.approx(np.mean([v[0] for v in table.cells["m"].values()]))
+    assert table.csv().count("\n") == 1 + 3 * 4 and "| m (oracle support) |" in table.markdown()
+
+
+def test_generated_lr_is_cached_with_its_spec(tmp_path, photo):
+    sets = {"s": [HRImage("a", photo[:40, :60]), HRImage("b", photo[40:80, :60])]}
+    first = generated_cases("bicubic", 2, sets, cache_dir=tmp_path)
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "bicubic_x2" / "bicubic" / "spec.json").is_file()
+    assert len(list((folder / "bicubic_x2" / "bicubic").glob("*.png"))) == 2
+    again = generated_cases("bicubic", 2, sets, cache_dir=tmp_path)
+    assert all(np.array_equal(x.lr, y.lr) for x, y in zip(first, again, strict=True))
+    generated_cases("bicubic", 2, {"s": [HRImage("a", photo[:40, :62])]}, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2  # other HR pixels, other cache folder
+
+
+def test_oracle_support_comes_from_other_images_of_the_same_degradation():
+    def case(image: str, deg: str, value: int) -> Case:
+        return Case("s", deg, image, np.full((20, 24, 3), value, np.uint8), np.zeros((40, 48, 3), np.uint8))
+
+    cases = [case("a", "d1", 10), case("b", "d1", 20), case("c", "d1", 30), case("a", "d2", 99)]
+    support = oracle_support(cases, 0, 8, torch.Generator().manual_seed(0))
+    assert support.shape == (1, 8, 3, 20, 20)
+    assert set(np.unique(np.rint(support.numpy() * 255))) <= {20.0, 30.0}
+    alone = oracle_support(cases, 3, 2, torch.Generator().manual_seed(0))
+    assert set(np.unique(np.rint(alone.numpy() * 255))) == {99.0}
+
+
+def test_div2krk_cases_and_scale_mismatch(tmp_path, photo):
+    hr = mod_crop(photo[:64, :80], 2)
+    write_png(tmp_path / "gt" / "img_1_gt.png", hr)
+    write_png(tmp_path / "lr_x2" / "im_1.png", apply(hr, TEST_PRESETS["bicubic"](2)["bicubic"]))
+    cases = div2krk_cases(load_div2krk(tmp_path, 2), 2, crop=32)
+    assert cases[0].lr.shape == (16, 16, 3) and cases[0].hr.shape == (32, 32, 3)
+    table = score_cases({"m": tiny("srresnet")}, cases, 2, "div2krk")
+    assert list(table.cells) == ["m", BICUBIC] and table.columns == [("DIV2KRK", "given")]
+    with pytest.raises(ValueError, match="upscales x2 but the protocol is evaluated at x4"):
+        score_cases({"m": tiny("srresnet")}, cases, 4, "t")
+
+
+def test_job_end_to_end_from_the_registry(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    tracker.start("blindsr-test", "tiny", {"scale": 2})
+    version = tracker.log_model(tiny("cmdsr"), "tiny_x2", torch.rand(1, 3, 16, 16), 20.0)
+    tracker.end()
+    assert version == "1", tracker.summary()
+
+    spec = importlib.util.spec_from_file_location("evaluate_job", ROOT / "jobs" / "evaluate.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    out = tmp_path / "out"
+    args = ["models:/tiny_x2@champion", "--protocol", "bicubic", "--crop", "64", "--tracking-uri", uri]
+    args += ["--out", str(out), "--cache", str(tmp_path / "cache"), "--per-image", "--save-images", "--log"]
+    assert job.main(args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "| models:/tiny_x2@champion (oracle support) |" in printed and "corpus:" in printed
+    assert (out / "table.md").read_text().strip() in printed
+    assert len((out / "per_image.csv").read_text().splitlines()) == 1 + 3 * 3  # 3 rows × 3 corpus val images
+    assert len(list((out / "sr").rglob("*.png"))) == 9
+    run = mlflow.MlflowClient(uri).get_run(mlflow.MlflowClient(uri).get_model_version("tiny_x2", "1").run_id)
+    assert {"eval/bicubic/corpus/bicubic/psnr_y", "eval/bicubic/corpus/mean/psnr_y_oracle"} <= set(run.data.metrics)
+    assert '"bicubic",corpus,mean,' in (out / "table.csv").read_text()
+
+    assert job.main(["models:/tiny_x2@champion", "--scale", "4", "--tracking-uri", uri]) == 2
+    assert "upscales x2 but the protocol is evaluated at x4" in capsys.readouterr().err
+    assert job.main(["models:/nope@champion", "--tracking-uri", uri]) == 2
+    assert "cannot load model models:/nope@champion" in capsys.readouterr().err
+    assert job.main(["models:/tiny_x2/1", "--root", str(tmp_path / "missing"), "--tracking-uri", uri]) == 2
+    assert "does not exist" in capsys.readouterr().err
