@@ -185,8 +185,4 @@ def load_shards(location: str, min_size: int = 1) -> ImagePool:
             view = raw.reshape(h, w, 3)
             view.flags.writeable = False  # a view of the shard's buffer, shared by every task cut from it
             pool.images.append(HRImage(image_id, view))
-    if pool.skipped:
-        log.warning("%s", pool.summary())
-    if not pool.images:
-        raise DatasetError(f"no usable image in the shards of {location} ({pool.summary()})")
-    return pool
+    return pool.checked(f"no usable image in the shards of {location}")

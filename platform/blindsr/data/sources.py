@@ -54,6 +54,14 @@ class ImagePool:
             f"; skipped {len(self.skipped)} ({extra})" if self.skipped else ""
         )
 
+    def checked(self, empty_message: str) -> ImagePool:
+        """Log what was skipped; raise ``DatasetError(empty_message (summary))`` when nothing is usable."""
+        if self.skipped:
+            log.warning("%s", self.summary())
+        if not self.images:
+            raise DatasetError(f"{empty_message} ({self.summary()})")
+        return self
+
 
 def list_image_files(root: str | Path, recursive: bool = True) -> list[Path]:
     """Sorted image files (png, jpg, jpeg, bmp, tif, tiff; any case) under ``root``."""
@@ -94,11 +102,7 @@ def load_folder(root: str | Path, min_size: int = 1, recursive: bool = True) -> 
             pool.skipped[rel] = f"too small: {img.shape[0]}x{img.shape[1]} < {min_size}"
             continue
         pool.images.append(HRImage(rel, img))
-    if pool.skipped:
-        log.warning("%s", pool.summary())
-    if not pool.images:
-        raise DatasetError(f"no usable image in {root}: all {len(files)} files were skipped ({pool.summary()})")
-    return pool
+    return pool.checked(f"no usable image in {root}: all {len(files)} files were skipped")
 
 
 def load_corpus(split: str = "train", min_size: int = 1) -> ImagePool:
