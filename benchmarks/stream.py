@@ -119,7 +119,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("ray").setLevel(logging.ERROR)
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     print(f"workload: CMDSR tasks of {N} patches, LR {PATCH}^2 x{SCALE}, k={K} tasks per batch; one thread each")
     print(f"machine: {os.cpu_count()} cores; Ray started with 4 logical CPUs (1 per actor, 1 for read tasks)")

@@ -81,7 +81,8 @@ def ensure_ray(local_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init()
     else:
-        ray.init(num_cpus=local_cpus or max(4, os.cpu_count() or 1), include_dashboard=False)
+        # address="local": never join a `ray start` cluster by accident (set RAY_ADDRESS to use one)
+        ray.init(address="local", num_cpus=local_cpus or max(4, os.cpu_count() or 1), include_dashboard=False)
 
 
 def resolve_paths(cfg: Config, project_dir: str | Path | None = None) -> Config:
