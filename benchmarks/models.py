@@ -24,20 +24,23 @@ from blindsr.models.cmdsr import CMDSR
 from blindsr.models.modulation import ChannelScaling
 
 
-def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up call."""
+def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds per call of each function, measured interleaved (one call of each per round, after a
+    warm-up round) so that load changes on a shared machine hit every candidate alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     with torch.inference_mode():
-        fn()
-        times = []
-        for _ in range(repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+        for fn in fns.values():
             fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                fn()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times[name].append(time.perf_counter() - t0)
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
 class InputScaling(ChannelScaling):
@@ -74,13 +77,16 @@ def main() -> None:
     print(f"device {dev}, threads {torch.get_num_threads()}, median of {args.repeats}, x4")
     for name, (lr, support) in settings.items():
         lr, support = lr.to(dev), support.to(dev)
-        t_base = timed(lambda: base(lr), args.repeats, dev)  # noqa: B023
-        t_cmdsr = timed(lambda: cmdsr(lr, support), args.repeats, dev)  # noqa: B023
-
-        def input_scaled() -> torch.Tensor:
-            return base(lr, scaling.bind(cmdsr.condition(support), lr.shape[0] // support.shape[0]))  # noqa: B023
-
-        t_scaled = timed(input_scaled, args.repeats, dev)
+        t = timed(
+            {
+                "base": lambda: base(lr),  # noqa: B023
+                "cmdsr": lambda: cmdsr(lr, support),  # noqa: B023
+                "scaled": lambda: base(lr, scaling.bind(cmdsr.condition(support), lr.shape[0] // support.shape[0])),  # noqa: B023
+            },
+            args.repeats,
+            dev,
+        )
+        t_base, t_cmdsr, t_scaled = t["base"], t["cmdsr"], t["scaled"]
         print(f"\n{name}")
         print(f"  baseline SRResNet-10      : {1000 * t_base:8.1f} ms")
         ratio = t_cmdsr / t_base
@@ -91,7 +97,7 @@ def main() -> None:
         cdsr = build_model(ModelConfig(name="cdsr"), 4).to(dev).eval()
         for batch in (1, 8):
             lr = torch.rand(batch, 3, 48, 48, device=dev)
-            t = timed(lambda: cdsr(lr), args.repeats, dev)  # noqa: B023
+            t = timed({"cdsr": lambda: cdsr(lr)}, args.repeats, dev)["cdsr"]  # noqa: B023
             per = 1000 * t / batch
             print(f"\nCDSR (10 blocks, x4), batch of {batch} 48x48 LR: {1000 * t:8.1f} ms ({per:.1f} ms/patch)")
 
