@@ -473,8 +473,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Config:
-    """Apply ``--set a.b=value`` overrides (strings) or a ``{"a.b": value}`` mapping."""
+def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any], origin: str = "--set") -> Config:
+    """Apply ``--set a.b=value`` overrides (strings) or a ``{"a.b": value}`` mapping; errors name ``origin``."""
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
     nested: dict[str, Any] = {}
     for key, value in items:
@@ -485,7 +485,7 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Confi
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key!r} conflicts with an earlier override of {part!r}")
         node[parts[-1]] = value
-    return merge(cfg, nested, origin="--set")
+    return merge(cfg, nested, origin=origin)
 
 
 # --------------------------------------------------------------------------------------------------

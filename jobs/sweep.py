@@ -1,0 +1,86 @@
+"""Run an ablation or hyper-parameter sweep from a search-space file on Ray Tune, tracked in MLflow (one parent
+run, one nested run per trial), evaluate every trial's final model with the file's protocol, then write the
+paper-style report (``jobs/report.py``).
+
+    python jobs/sweep.py search_spaces/cmdsr_t8_t0.yaml --budget demo
+    python jobs/sweep.py search_spaces/cmdsr_hp_asha.yaml --budget demo --set train.steps=300
+    python jobs/sweep.py search_spaces/cmdsr_t8_t0.yaml --budget demo --resume       # after an interruption
+    ray job submit --working-dir . -- python jobs/sweep.py search_spaces/cdsr_t10_blocks.yaml --budget paper \\
+        --bench-root /data/benchmarks --set train.storage_path=s3://bucket/blindsr-runs
+
+Budgets: smoke (seconds per trial, tests), demo (minutes per trial on a laptop), paper (the paper's setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from blindsr.config import ConfigError
+from blindsr.data.sources import DatasetError
+from blindsr.report import write_report
+from blindsr.space import BUDGETS, load_space
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("space", help="search-space YAML (search_spaces/*.yaml)")
+    p.add_argument("--budget", default="demo", choices=BUDGETS, help="preset of every trial: <family>_<budget>")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override for every trial, e.g. --set train.steps=200 (repeatable)",
+    )
+    p.add_argument("--name", help="sweep name (default <space>-<budget>): Tune folder and MLflow parent run")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this name")
+    p.add_argument("--bench-root", help="folder with the file's test sets (Set5, ...); default: corpus val split")
+    p.add_argument("--max-concurrent", type=int, help="cap on trials at once (default: what the cluster fits)")
+    p.add_argument("--dry-run", action="store_true", help="validate the file and print the trial count only")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        space = load_space(args.space)
+        space.config(args.budget, args.overrides)  # --set typos fail before Ray starts
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{space.title}: {space.n_trials()} trial(s) at the {args.budget} budget")
+    if args.dry_run:
+        return 0
+    from blindsr.data.stream import DataPlanError
+    from blindsr.tune import SweepError, run_sweep
+
+    try:
+        outcome = run_sweep(
+            space,
+            args.budget,
+            args.overrides,
+            name=args.name,
+            resume=args.resume,
+            bench_root=args.bench_root,
+            max_concurrent=args.max_concurrent,
+        )
+    except (ConfigError, DatasetError, DataPlanError, SweepError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print((outcome.folder / "results.md").read_text())
+    files = write_report(outcome.folder)
+    print(f"MLflow parent run {outcome.parent_run_id} at {outcome.tracking_uri}")
+    print("report: " + ", ".join(str(f) for f in files))
+    failed = [t["trial"] for t in outcome.trials if t["status"] == "error"]
+    if failed:
+        print(f"error: trial(s) {', '.join(failed)} failed; fix and re-run with --resume", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Ray Tune sweeps: ``Tuner`` → ``driver(trial)`` → ``TorchTrainer`` → ``train_fn_per_worker``.
+
+In Ray 2.60 (Train V2) a ``TorchTrainer`` cannot be handed to a ``Tuner``; each trial runs :func:`driver`, a
+function trainable that builds the trial's config and calls ``train.loop.fit`` with ``TuneReportCallback``, so
+Tune sees rank 0's ``{"step", "val/psnr_y"}`` at every validation (what ASHA prunes on). The driver then
+evaluates the trial's final checkpoint with the file's protocol in a Ray task (on a GPU when training used
+one) and reports ``eval/<protocol>/<set>/<degradation>/{psnr,ssim}_y``.
+
+Resources: one trial = the driver (``DRIVER_CPUS``) + its train workers + its degradation actors + Ray Data's
+read CPU. ``max_concurrent_trials`` is how many such trials the cluster holds, and each trial's data plan is
+sized from its share of the cluster, so trials never starve each other or their actors (ray#44687).
+
+MLflow: one parent run per sweep (experiment ``tracking.experiment``, default ``blindsr-sweeps``, always
+passed explicitly: no ``mlflow.set_experiment``, no ``MLFLOW_EXPERIMENT_ID``), one child run per trial nested
+by the tag ``mlflow.parentRunId``; the parent gets the search-space file and the results table. A sweep's
+own files (``sweep.json``, ``space.yaml``, ``results.{md,csv}``) go to ``<project>/outputs/sweeps/<name>``;
+the Tune state goes to ``<train.storage_path>/<name>``, from where ``resume=True`` continues it
+(``Tuner.restore``: finished trials are kept, unfinished and errored ones resume from their last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.train import Checkpoint
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler
+
+from blindsr.config import Config, apply_overrides, from_dict, to_dict
+from blindsr.data.benchmarks import load_benchmark
+from blindsr.data.sources import load_source
+from blindsr.data.stream import READ_CPUS, plan_resources
+from blindsr.evaluate import BICUBIC, generated_cases, score_cases
+from blindsr.infer import best_device
+from blindsr.report import trials_csv, trials_markdown
+from blindsr.space import Space
+from blindsr.tracking import Tracker, log_evaluation
+from blindsr.train import checkpoint
+from blindsr.train.loop import VAL_METRIC, ensure_ray, fit, resolve_paths, use_gpu
+
+log = logging.getLogger(__name__)
+
+DRIVER_CPUS = 1.0
+SWEEP_DEFAULTS = ["tracking.register=false", "tracking.experiment=blindsr-sweeps"]  # before the user's --set
+SWEEP_TAG, ROW_TAG = "blindsr.sweep", "blindsr.row"
+STATIC, ROW = "sweep", "row"  # reserved trial-config keys; every other key is a dotted config key
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start or resume; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrialShare:
+    concurrent: int  # max_concurrent_trials
+    cluster: dict[str, float]  # what each trial's data plan may use (its driver's CPU already taken off)
+
+
+@dataclass
+class SweepOutcome:
+    name: str
+    folder: Path  # <project>/outputs/sweeps/<name>: sweep.json, space.yaml, results.md/csv
+    tune_path: str
+    parent_run_id: str | None
+    tracking_uri: str
+    trials: list[dict[str, Any]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# resources, search space, scheduler
+# ---------------------------------------------------------------------------------------------------
+
+
+def trial_cpus(cfg: Config) -> float:
+    s = cfg.scaling
+    return DRIVER_CPUS + s.num_workers * s.cpus_per_worker + READ_CPUS + s.degrade_actors * s.degrade_cpus_per_actor
+
+
+def trial_share(cfg: Config, cluster: dict[str, float], trials: int, cap: int | None = None) -> TrialShare:
+    """How many trials run at once and the cluster share of each; raises ``DataPlanError`` if one cannot fit."""
+    s = cfg.scaling
+    cpus, gpus = float(cluster.get("CPU", 0.0)), float(cluster.get("GPU", 0.0))
+    limits = [trials, math.floor(cpus / trial_cpus(cfg) + 1e-9)]
+    gpu_need = (s.num_workers if s.use_gpu else 0) + s.degrade_actors * s.degrade_gpu_fraction
+    if gpu_need > 0:
+        limits.append(math.floor(gpus / gpu_need + 1e-9))
+    if cap:
+        limits.append(cap)
+    n = max(1, min(limits))
+    share = {"CPU": cpus / n - DRIVER_CPUS, "GPU": gpus / n}
+    plan_resources(s, cluster=share)
+    return TrialShare(n, share)
+
+
+def param_space(space: Space, static: dict[str, Any]) -> dict[str, Any]:
+    """Tune's param_space: ``row`` (grid over row labels), one domain per dotted key, and the static part."""
+    domains = {"grid": tune.grid_search, "choice": tune.choice}
+    out: dict[str, Any] = {STATIC: static}
+    if space.rows:
+        out[ROW] = tune.grid_search([r.label for r in space.rows])
+    for key, (dist, values) in space.space.items():
+        if dist in domains:
+            out[key] = domains[dist](values)
+        else:
+            out[key] = (tune.uniform if dist == "uniform" else tune.loguniform)(*map(float, values))
+    return out
+
+
+def scheduler(space: Space, cfg: Config) -> ASHAScheduler | None:
+    """ASHA on ``step`` with rungs on validation steps (grace = grace_fraction of train.steps), else FIFO."""
+    if space.scheduler is None:
+        return None
+    every, steps = cfg.train.val_every, cfg.train.steps
+    grace = max(every, math.ceil(space.scheduler["grace_fraction"] * steps / every) * every)
+    return ASHAScheduler(
+        time_attr="step",
+        max_t=steps,
+        grace_period=min(grace, steps),
+        reduction_factor=space.scheduler["reduction_factor"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# one trial
+# ---------------------------------------------------------------------------------------------------
+
+
+def eval_sets(evaluation: dict[str, Any], scale: int) -> dict[str, list]:
+    """The file's benchmark sets under ``bench_root``, else the built-in corpus' val split as set ``corpus``."""
+    if evaluation.get("bench_root"):
+        return {name: load_benchmark(evaluation["bench_root"], name, scale) for name in evaluation["sets"]}
+    return {"corpus": list(load_source("corpus", split="val"))}
+
+
+def evaluate_checkpoint(ckpt: Checkpoint, label: str, evaluation: dict[str, Any]) -> dict[str, float]:
+    """Score a checkpoint's model (and bicubic, suffix ``_bicubic``) with the file's protocol → eval/… metrics."""
+    with ckpt.as_directory() as folder:
+        cfg, model = checkpoint.load_model(folder)
+    model.to(best_device())
+    protocol, keep = evaluation["protocol"], evaluation["degradations"]
+    cases = generated_cases(protocol, cfg.scale, eval_sets(evaluation, cfg.scale), evaluation["crop"])
+    cases = [c for c in cases if not keep or c.degradation in keep]
+    table = score_cases({label: model}, cases, cfg.scale, f"{label}: {protocol} x{cfg.scale}", oracle=False)
+    return {**table.metrics(protocol, label), **table.metrics(protocol, BICUBIC, "_bicubic")}
+
+
+def trial_config(config: dict[str, Any]) -> tuple[Config, str | None]:
+    """The trial's ``Config`` (sweep config + its row's settings + its sampled values) and its row label."""
+    static, label = config[STATIC], config.get(ROW)
+    sampled = {k: v for k, v in config.items() if k not in (STATIC, ROW)}
+    cfg = from_dict(Config, static["config"], origin="sweep config")
+    return apply_overrides(cfg, {**static["rows"].get(label, {}), **sampled}, origin="trial"), label
+
+
+def driver(config: dict[str, Any]) -> None:
+    """Tune function trainable: train the trial with a ``TorchTrainer``, then evaluate its final checkpoint."""
+    static = config[STATIC]
+    cfg, label = trial_config(config)
+    trial_id = tune.get_context().get_trial_id()
+    cfg.name = f"{static['name']}-{trial_id}"  # stable across Tuner.restore: a resumed trial resumes its run
+    tags = {SWEEP_TAG: static["name"], ROW_TAG: label or trial_id}
+    if static["parent_run_id"]:
+        tags["mlflow.parentRunId"] = static["parent_run_id"]
+    outcome = fit(cfg, static["project_dir"], callbacks=[TuneReportCallback()], tags=tags, cluster=static["cluster"])
+    final: dict[str, Any] = {"step": outcome.step, VAL_METRIC: outcome.metrics.get(VAL_METRIC, math.nan)}
+    if outcome.checkpoint is not None:
+        # outside the trial's placement group: the train workers' resources are free again by now
+        task = ray.remote(evaluate_checkpoint).options(
+            num_cpus=1, num_gpus=1 if cfg.scaling.use_gpu else 0, scheduling_strategy="DEFAULT"
+        )
+        metrics = ray.get(task.remote(outcome.checkpoint, label or trial_id, static["evaluate"]))
+        if outcome.run_id:
+            log_evaluation(cfg.tracking.tracking_uri or "", outcome.run_id, cfg.name, metrics, [], "eval")
+        final.update(metrics)
+    tune.report({**final, "mlflow_run_id": outcome.run_id or ""})
+
+
+# ---------------------------------------------------------------------------------------------------
+# the sweep
+# ---------------------------------------------------------------------------------------------------
+
+
+def _last_line(error: BaseException | None) -> str | None:
+    """The root cause of a Ray error (its last non-empty line), or None."""
+    lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
+    return lines[-1][:300] if error is not None and lines else None
+
+
+def _record(result: Any, space: Space) -> dict[str, Any]:
+    """One trial as plain JSON: row, sampled values, status, step, validation history, eval per set."""
+    metrics, config = dict(result.metrics or {}), result.config or {}
+    sampled = {k: (v if isinstance(v, str | bool) else float(v)) for k, v in config.items() if k not in (STATIC, ROW)}
+    evaluation: dict[str, dict[str, list[float]]] = {"ours": {}, BICUBIC: {}}
+    prefix = f"eval/{space.evaluate.protocol}/"
+    for key, value in metrics.items():
+        if key.startswith(prefix) and key.endswith(("/mean/psnr_y", "/mean/psnr_y_bicubic")):
+            test_set = key.removeprefix(prefix).split("/")[0]
+            which = BICUBIC if key.endswith("_bicubic") else "ours"
+            ssim = metrics[key.replace("psnr_y", "ssim_y")]
+            evaluation[which][test_set] = [float(value), float(ssim)]
+    history = []
+    df = result.metrics_dataframe
+    if df is not None and VAL_METRIC in df and "step" in df:
+        history = [[int(s), float(v)] for s, v in zip(df["step"], df[VAL_METRIC], strict=True) if v == v]
+    status = "error" if result.error else ("finished" if evaluation["ours"] else "stopped early")
+    return {
+        "trial": metrics.get("trial_id") or Path(result.path).name,
+        "row": config.get(ROW),
+        "params": sampled,
+        "status": status,
+        "error": _last_line(result.error),
+        "step": int(metrics.get("step", 0) or 0),
+        "val": float(metrics.get(VAL_METRIC, math.nan)),
+        "history": sorted(set(map(tuple, history))),
+        "eval": evaluation,
+        "run_id": metrics.get("mlflow_run_id") or None,
+    }
+
+
+def run_sweep(
+    space: Space,
+    budget: str = "demo",
+    overrides: list[str] | None = None,
+    *,
+    name: str | None = None,
+    resume: bool = False,
+    project_dir: str | Path | None = None,
+    bench_root: str | None = None,
+    max_concurrent: int | None = None,
+) -> SweepOutcome:
+    """Run (or with ``resume`` continue) the sweep ``space`` at ``budget``; write and log its results table."""
+    project = Path(project_dir or Path.cwd()).resolve()
+    cfg = resolve_paths(space.config(budget, [*SWEEP_DEFAULTS, *(overrides or [])]), project)
+    name = name or f"{space.name}-{budget}"
+    tune_path = f"{cfg.train.storage_path.rstrip('/')}/{name}"
+    exists = tune.Tuner.can_restore(tune_path)
+    if resume and not exists:
+        raise SweepError(f"nothing to resume: no sweep state at {tune_path} (run it once without --resume)")
+    if not resume and exists:
+        raise SweepError(f"sweep {name!r} already exists at {tune_path}: pass --resume to continue it, or --name NEW")
+    evaluation = {
+        "protocol": space.evaluate.protocol,
+        "degradations": space.evaluate.degradations,
+        "sets": space.evaluate.sets,
+        "crop": space.evaluate.crop_for(budget),
+        "bench_root": str(Path(bench_root).expanduser().resolve()) if bench_root else None,
+    }
+    if bench_root:
+        eval_sets(evaluation, cfg.scale)  # a missing set fails now, not after hours of training
+    ensure_ray(local_cpus=max(4, os.cpu_count() or 1, math.ceil(trial_cpus(cfg))))
+    cfg.scaling.use_gpu = use_gpu(cfg)
+    share = trial_share(cfg, ray.cluster_resources(), space.n_trials(), max_concurrent)
+    log.info(
+        "sweep %s: %d trial(s), at most %d at once, each with %s",
+        name,
+        space.n_trials(),
+        share.concurrent,
+        share.cluster,
+    )
+
+    tracker = Tracker(cfg.tracking.tracking_uri or "")
+    params = {"sweep.file": str(space.path), "sweep.budget": budget, "sweep.trials": space.n_trials()}
+    tracker.start(
+        cfg.tracking.experiment or "blindsr-sweeps",
+        name,
+        {**params, "sweep.overrides": overrides or []},
+        {SWEEP_TAG: name},
+    )
+    static = {
+        "name": name,
+        "config": to_dict(cfg),
+        "rows": {r.label: r.overrides(budget) for r in space.rows},
+        "parent_run_id": tracker.run_id,
+        "project_dir": str(project),
+        "cluster": share.cluster,
+        "evaluate": evaluation,
+    }
+    trainable = tune.with_resources(driver, {"CPU": DRIVER_CPUS})
+    if resume:
+        tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(space, static),
+            tune_config=tune.TuneConfig(
+                metric=space.metric,
+                mode=space.mode,
+                num_samples=space.num_samples,
+                max_concurrent_trials=share.concurrent,
+                scheduler=scheduler(space, cfg),
+            ),
+            run_config=tune.RunConfig(name=name, storage_path=cfg.train.storage_path),
+        )
+    grid = tuner.fit()
+    order = {r.label: i for i, r in enumerate(space.rows)}
+    trials = sorted((_record(r, space) for r in grid), key=lambda t: (order.get(t["row"], -1), t["trial"]))
+
+    folder = project / "outputs" / "sweeps" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "name": name,
+        "title": space.title,
+        "space_file": str(space.path),
+        "budget": budget,
+        "overrides": overrides or [],
+        "tune_path": tune_path,
+        "parent_run_id": tracker.run_id,
+        "tracking_uri": cfg.tracking.tracking_uri,
+        "scale": cfg.scale,
+        "evaluate": evaluation,
+        "trials": trials,
+    }
+    (folder / "sweep.json").write_text(json.dumps(meta, indent=1))
+    (folder / "space.yaml").write_text(space.text)
+    (folder / "results.md").write_text(trials_markdown(space.title, trials))
+    (folder / "results.csv").write_text(trials_csv(trials))
+    for f in ("space.yaml", "results.md", "results.csv", "sweep.json"):
+        tracker.artifact(folder / f)
+    failed = [t for t in trials if t["status"] == "error"]
+    tracker.end("FAILED" if failed else "FINISHED")
+    return SweepOutcome(name, folder, tune_path, tracker.run_id, cfg.tracking.tracking_uri or "", trials)

@@ -1,0 +1,176 @@
+"""Search spaces and sweeps: every search_spaces/*.yaml validates against the config schema and expands to the
+paper table's number of trials (no Ray); bad files fail naming the file and the key; resources per trial;
+then one real sweep on a local Ray with a real MLflow store: a 2-row grid at the smoke budget, one row of which
+crashes, nests two child runs under one parent, writes the table, and resumes without re-running the finished
+trial; the report puts the paper's number beside ours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+import ray
+from ray.tune.search.variant_generator import generate_variants
+
+from blindsr.data.stream import DataPlanError
+from blindsr.space import SpaceError, load_space
+from blindsr.tune import param_space, scheduler, trial_share
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = ROOT / "search_spaces"
+EXPECTED_TRIALS = {
+    "cmdsr_t4_capacity": 3,
+    "cmdsr_t5_task_size": 3,
+    "cmdsr_f9_support_patch": 18,  # n ∈ {1, 10, 15, 20, 25, 30} × patch ∈ {8, 32, 48}
+    "cmdsr_t6_losses": 3,
+    "cmdsr_t7_lambda": 3,
+    "cmdsr_t8_t0": 4,
+    "cmdsr_t9_modulation": 2,
+    "cmdsr_t10_basenets": 6,
+    "cmdsr_hp_asha": 12,
+    "cdsr_t1_positives": 3,
+    "cdsr_t3_components": 5,
+    "cdsr_t4_encoders": 5,  # Table 4 without the E_manet row
+    "cdsr_t5_fusion": 3,
+    "cdsr_t10_blocks": 3,
+    "cdsr_t11_codebook": 2,
+    "cdsr_t12_pretrain": 2,
+}
+
+
+def test_every_search_space_file_is_listed():
+    assert {p.stem for p in SPACES.glob("*.yaml")} == set(EXPECTED_TRIALS)
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED_TRIALS))
+def test_search_space_validates_and_expands_to_the_tables_trials(stem):
+    space = load_space(SPACES / f"{stem}.yaml")
+    assert space.n_trials() == EXPECTED_TRIALS[stem]
+    variants = list(generate_variants(param_space(space, {"static": 1})))  # Tune's own grid expansion
+    assert len(variants) * space.num_samples == EXPECTED_TRIALS[stem]
+    for budget in ("smoke", "demo", "paper"):
+        cfg = space.config(budget)
+        assert cfg.model.name in ("cmdsr", "cdsr", "dasr")
+        for row in space.rows:
+            assert set(row.paper) <= {"Set5", "Set14", "B100", "Urban100"}
+
+
+def test_tied_keys_and_per_budget_rows_are_expressed_in_the_file():
+    f9 = load_space(SPACES / "cmdsr_f9_support_patch.yaml")
+    assert all(r.settings["data.patches_per_task"] == 2 * r.settings["model.support_size"] for r in f9.rows)
+    pre = load_space(SPACES / "cdsr_t12_pretrain.yaml").row("100 epochs")
+    assert [pre.overrides(b)["optim.pretrain_steps"] for b in ("smoke", "demo", "paper")] == [1, 80, 97000]
+    assert load_space(SPACES / "cdsr_t10_blocks.yaml").config("paper").scale == 2
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("family: cmdsr\nrows: [{label: a, set: {optim.lrr: 1}}]", "unknown key 'optim.lrr'"),
+        ("family: cmdsr\nspace: {model.depth: {grid: [1, 2]}}", "unknown key 'model.depth'"),
+        ("family: cmdsr\nbase: {loss.lambda: 1}\nspace: {seed: {grid: [0]}}", "unknown key 'loss.lambda'"),
+        ("family: cmdsr\nspace: {optim.t0: {grid: [1, -1.5]}}", "optim.t0"),
+        ("family: cmdsr\nspace: {model.modulation: {choice: [scale, film]}}", "'film' is not a valid choice"),
+        ("family: cmdsr\nspace: {optim.lr: {loguniform: [0, 1]}}", "space.optim.lr.loguniform"),
+        ("family: cmdsr\nschedule: asha\nspace: {seed: {grid: [0]}}", "unknown key 'schedule'"),
+        ("family: cmdsr\nrows: [{label: a, paper: {Set5: x}}]", "rows[0].paper.Set5"),
+        ("family: cmdsr\nrows: [{label: a}]\nevaluate: {degradations: [mild]}", "'mild' is not a degradation"),
+    ],
+)
+def test_bad_files_name_the_file_and_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_trials_share_the_cluster_and_one_that_cannot_fit_is_refused():
+    cfg = load_space(SPACES / "cmdsr_t8_t0.yaml").config("smoke")  # 2 workers + 0.5-CPU actor + read + driver
+    share = trial_share(cfg, {"CPU": 16.0}, trials=4)
+    assert share.concurrent == 3 and share.cluster["CPU"] == pytest.approx(16 / 3 - 1)
+    assert trial_share(cfg, {"CPU": 16.0}, trials=4, cap=2).concurrent == 2
+    with pytest.raises(DataPlanError, match="does not fit"):
+        trial_share(cfg, {"CPU": 4.0}, trials=4)
+
+
+def test_asha_rungs_sit_on_validation_steps():
+    space = load_space(SPACES / "cmdsr_hp_asha.yaml")
+    asha = scheduler(space, space.config("demo"))  # 500 steps, validation every 100, grace 20 %, keep 1/3
+    assert (asha._time_attr, asha._max_t, asha._reduction_factor) == ("step", 500, 3)
+    assert asha._brackets[0]._rungs[-1][0] == 100  # the first rung: the first validation
+    assert scheduler(load_space(SPACES / "cmdsr_t8_t0.yaml"), space.config("demo")) is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# a real sweep
+# ---------------------------------------------------------------------------------------------------
+
+SWEEP = """
+title: "test sweep: t0"
+family: cmdsr
+base: {scaling.num_workers: 1}
+rows:
+  - {label: "t0 = 1", set: {optim.t0: 1}, paper: {Set5: 27.05}}
+  - label: "t0 = 2 (crashes once)"
+    set: {optim.t0: 2, train.fail_at_step: 3, train.max_failures: 0}
+    paper: {Set5: 27.10}
+evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_path, monkeypatch):
+    from blindsr.report import write_report
+    from blindsr.tune import SweepError, run_sweep
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    space = load_space(write(tmp_path, SWEEP))
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    ray.init(address="local", num_cpus=4, include_dashboard=False)  # never a cluster another process started
+    try:
+        first = run_sweep(space, "smoke", name="t0", project_dir=tmp_path)
+        assert [t["status"] for t in first.trials] == ["finished", "error"]
+        assert "injected failure at step 3" in first.trials[1]["error"]
+        finished_at = client.get_run(first.trials[0]["run_id"]).info.end_time
+        with pytest.raises(SweepError, match="--resume"):
+            run_sweep(space, "smoke", name="t0", project_dir=tmp_path)
+        again = run_sweep(space, "smoke", name="t0", project_dir=tmp_path, resume=True)
+    finally:
+        ray.shutdown()
+    done, resumed = again.trials
+    assert [t["status"] for t in again.trials] == ["finished", "finished"]
+    keep = ("status", "step", "eval", "run_id")
+    assert {k: done[k] for k in keep} == {k: first.trials[0][k] for k in keep}  # kept from the first run
+    assert client.get_run(done["run_id"]).info.end_time == finished_at  # and not trained or evaluated again
+    assert resumed["step"] == 4 and [s for s, _ in resumed["history"]] == [2, 4]
+    (psnr, ssim), bicubic = done["eval"]["ours"]["corpus"], done["eval"]["bicubic"]["corpus"]  # no Set5 here
+    assert psnr > 0 and 0 < ssim <= 1 and bicubic[0] > 15  # 4 smoke steps are far from bicubic, as they should be
+
+    exp = client.get_experiment_by_name("blindsr-sweeps").experiment_id
+    parents = client.search_runs([exp], "tags.`blindsr.run_name` = 't0'")
+    assert len(parents) == 1 and parents[0].info.run_id == again.parent_run_id == first.parent_run_id
+    children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{again.parent_run_id}'")
+    assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
+    child = next(c for c in children if c.info.run_id == resumed["run_id"])
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "val/psnr_y")] == [2, 4]
+    assert "eval/cmdsr/corpus/middle/psnr_y" in child.data.metrics
+    assert {"space.yaml", "results.md", "results.csv"} <= {a.path for a in client.list_artifacts(again.parent_run_id)}
+    assert "t0 = 2 (crashes once)" in (again.folder / "results.md").read_text()
+
+    files = write_report(again.folder)
+    report = files[0].read_text()
+    assert "| t0 = 1 | " in report and "27.05" in report and "corpus (ours)" in report and "Set5 (paper)" in report
+    assert "same ordering:" in report and files[2].stat().st_size > 10_000
+    assert len(json.loads((again.folder / "sweep.json").read_text())["trials"]) == 2
+    assert {"report/report.md", "report/report.png"} <= {
+        a.path for a in client.list_artifacts(again.parent_run_id, "report")
+    }
