@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=0, help="tiled inference with this LR tile side (0: whole image)")
     p.add_argument("--seed", type=int, default=0, help="seed of the self-support and oracle-support crops")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    p.add_argument("--ray", action="store_true", help="score the images in parallel Ray tasks ($RAY_ADDRESS or local)")
     return p
 
 
@@ -102,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         n = len({(c.set, c.image) for c in cases})
         title = f"{args.protocol} x{scale}, {n} image(s)"
         out = Path(args.out or f"outputs/eval/{args.protocol}_x{scale}")
-        table = score_cases(
-            models, cases, scale, title, args.seed, args.tile, save_dir=out / "sr" if args.save_images else None
-        )
+        if args.ray:
+            from blindsr.evaluate_ray import score_cases_on_ray
+
+            table = score_cases_on_ray(args.models, cases, scale, title, uri, args.seed, args.tile)
+        else:
+            save = out / "sr" if args.save_images else None
+            table = score_cases(models, cases, scale, title, args.seed, args.tile, save_dir=save)
     except (ValueError, RegistryError, DatasetError, ImageReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -117,3 +117,25 @@ def test_job_end_to_end_from_the_registry(tmp_path, capsys):
     assert "cannot load model models:/nope@champion" in capsys.readouterr().err
     assert job.main(["models:/tiny_x2/1", "--root", str(tmp_path / "missing"), "--tracking-uri", uri]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+def test_ray_evaluation_equals_the_local_run(tmp_path):
+    """Cases spread over Ray tasks that load the model from a checkpoint folder give the local numbers."""
+    import ray
+
+    from blindsr.config import Config
+    from blindsr.data.sources import load_corpus
+    from blindsr.evaluate_ray import score_cases_on_ray
+    from blindsr.train import checkpoint
+
+    model = tiny("cmdsr")
+    folder = checkpoint.save(tmp_path / "ckpt", Config(scale=2, model=ModelConfig(name="cmdsr", **TINY)), model, {}, {})
+    cases = generated_cases("cmdsr", 2, {"corpus": list(load_corpus("val"))}, crop=48)
+    local = score_cases({str(folder): model}, cases, 2, "t")
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    try:
+        remote = score_cases_on_ray([str(folder)], cases, 2, "t", tasks=2)
+    finally:
+        ray.shutdown()
+    assert remote.cells == local.cells and remote.images == local.images

@@ -185,6 +185,60 @@ def slug(row: str) -> str:
     return re.sub(r"[^\w.@-]+", "_", row).strip("_")
 
 
+def score_rows(models: Mapping[str, nn.Module], scale: int, oracle: bool = True) -> dict[str, tuple[nn.Module, bool]]:
+    """The model rows of a table: each model (self-support) and, when ``oracle``, its oracle-support twin.
+    Raises ValueError when a model's scale differs from ``scale``."""
+    for name, model in models.items():
+        got = model_scale(model)
+        if got != scale:
+            raise ValueError(f"model {name} upscales x{got} but the protocol is evaluated at x{scale}")
+    runs: dict[str, tuple[nn.Module, bool]] = {name: (m, False) for name, m in models.items()}
+    for name, m in models.items():
+        if oracle and is_conditional(m):
+            runs[name + ORACLE] = (m, True)
+    return runs
+
+
+def score_case(
+    runs: Mapping[str, tuple[nn.Module, bool]],
+    cases: list[Case],
+    i: int,
+    scale: int,
+    seed: int = 0,
+    tile: int = 0,
+    save_dir: str | Path | None = None,
+) -> list[ImageScore]:
+    """Scores of case ``i`` for bicubic and every row; the oracle support of case i is seeded by (seed, i),
+    so any process scoring case i gets the same numbers."""
+    case = cases[i]
+    outputs = {BICUBIC: bicubic_image(case.lr, scale)}
+    for row, (model, with_oracle) in runs.items():
+        support = None
+        if with_oracle:
+            support = oracle_support(cases, i, model.support_size, torch.Generator().manual_seed(seed * 100003 + i))
+        outputs[row] = upscale_array(model, case.lr, tile=tile, seed=seed, support=support)
+    scores = []
+    for row, sr in outputs.items():
+        p, s = score(sr, case.hr, scale)
+        scores.append(ImageScore(row, case.set, case.degradation, case.image, p, s))
+        if save_dir is not None:
+            write_png(Path(save_dir, slug(row), case.set, case.degradation, f"{slug(case.image)}.png"), sr)
+    return scores
+
+
+def tabulate(title: str, cases: list[Case], rows: list[str], images: list[ImageScore]) -> Table:
+    """Average per-image scores per (row, set, degradation) into a Table (rows in the given order)."""
+    columns = list(dict.fromkeys((c.set, c.degradation) for c in cases))
+    table = Table(title, columns)
+    table.images.extend(images)
+    for row in rows:
+        table.cells[row] = {}
+        for col in columns:
+            vals = [(r.psnr, r.ssim) for r in images if r.row == row and (r.set, r.degradation) == col]
+            table.cells[row][col] = (float(np.mean([v[0] for v in vals])), float(np.mean([v[1] for v in vals])))
+    return table
+
+
 def score_cases(
     models: Mapping[str, nn.Module],
     cases: list[Case],
@@ -197,34 +251,13 @@ def score_cases(
 ) -> Table:
     """Super-resolve every case with each model (on its own device; self-support seeded by ``seed``), with
     bicubic and, when ``oracle``, with oracle support for conditional models; average per column."""
-    for name, model in models.items():
-        got = model_scale(model)
-        if got != scale:
-            raise ValueError(f"model {name} upscales x{got} but the protocol is evaluated at x{scale}")
-    runs: dict[str, tuple[nn.Module, bool]] = {name: (m, False) for name, m in models.items()}
-    for name, m in models.items():
-        if oracle and is_conditional(m):
-            runs[name + ORACLE] = (m, True)
-    columns = list(dict.fromkeys((c.set, c.degradation) for c in cases))
-    table = Table(title, columns)
-    for i, case in enumerate(tqdm(cases, desc=title, unit="image")):
-        outputs = {BICUBIC: bicubic_image(case.lr, scale)}
-        for row, (model, with_oracle) in runs.items():
-            support = None
-            if with_oracle:
-                support = oracle_support(cases, i, model.support_size, torch.Generator().manual_seed(seed * 100003 + i))
-            outputs[row] = upscale_array(model, case.lr, tile=tile, seed=seed, support=support)
-        for row, sr in outputs.items():
-            p, s = score(sr, case.hr, scale)
-            table.images.append(ImageScore(row, case.set, case.degradation, case.image, p, s))
-            if save_dir is not None:
-                write_png(Path(save_dir, slug(row), case.set, case.degradation, f"{slug(case.image)}.png"), sr)
-    for row in [*runs, BICUBIC]:
-        table.cells[row] = {}
-        for col in columns:
-            vals = [(r.psnr, r.ssim) for r in table.images if r.row == row and (r.set, r.degradation) == col]
-            table.cells[row][col] = (float(np.mean([v[0] for v in vals])), float(np.mean([v[1] for v in vals])))
-    return table
+    runs = score_rows(models, scale, oracle)
+    images = [
+        score
+        for i in tqdm(range(len(cases)), desc=title, unit="image")
+        for score in score_case(runs, cases, i, scale, seed, tile, save_dir)
+    ]
+    return tabulate(title, cases, [*runs, BICUBIC], images)
 
 
 def evaluate(
