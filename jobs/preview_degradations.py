@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from blindsr.config import ConfigError, apply_overrides, build_config
+from blindsr.config import ConfigError, add_override_argument, apply_overrides, build_config
 from blindsr.data.images import write_png
 from blindsr.data.patches import TaskSampler
 from blindsr.data.sources import DatasetError, load_source
@@ -30,14 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--patch", type=int, default=48, help="LR patch side")
     p.add_argument("--source", default="corpus", help="'corpus' or a folder of HR images")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a degradation field of a training preset, e.g. --set noise_range=[0,30]",
-    )
+    add_override_argument(p, "override a degradation field of a training preset, e.g. --set noise_range=[0,30]")
     p.add_argument("--out", type=Path, default=Path("outputs/preview"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")

@@ -17,7 +17,7 @@ import argparse
 import logging
 import sys
 
-from blindsr.config import ConfigError
+from blindsr.config import ConfigError, add_override_argument
 from blindsr.data.sources import DatasetError
 from blindsr.report import write_report
 from blindsr.space import BUDGETS, load_space
@@ -27,14 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("space", help="search-space YAML (search_spaces/*.yaml)")
     p.add_argument("--budget", default="demo", choices=BUDGETS, help="preset of every trial: <family>_<budget>")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override for every trial, e.g. --set train.steps=200 (repeatable)",
-    )
+    add_override_argument(p, "dotted override for every trial, e.g. --set train.steps=200 (repeatable)")
     p.add_argument("--name", help="sweep name (default <space>-<budget>): Tune folder and MLflow parent run")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this name")
     p.add_argument("--bench-root", help="folder with the file's test sets (Set5, ...); default: corpus val split")

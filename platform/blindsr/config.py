@@ -9,6 +9,7 @@ Presets are plain functions returning a modified default :class:`Config` (compos
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import types
@@ -597,6 +598,11 @@ PRESETS: dict[str, typing.Callable[[], Config]] = {
     "cdsr_smoke": cdsr_smoke,
     "preview": preview,
 }
+
+
+def add_override_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The ``--set KEY=VALUE`` option (repeatable, collected in ``args.overrides``) every job shares."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def build_config(

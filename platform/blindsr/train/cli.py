@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from blindsr.config import Config, ConfigError, build_config
+from blindsr.config import Config, ConfigError, add_override_argument, build_config
 from blindsr.data.sources import DatasetError
 
 PRESET_KINDS = ("paper", "demo", "smoke")
@@ -18,14 +18,7 @@ def parser(family: str, doc: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="demo", choices=PRESET_KINDS, help=f"starting point: {family}_<preset>")
     p.add_argument("--config", help="YAML file of overrides on top of the preset")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, e.g. --set optim.lr=2e-4 (repeatable)",
-    )
+    add_override_argument(p, "dotted override, e.g. --set optim.lr=2e-4 (repeatable)")
     p.add_argument("--name", help="run name: checkpoints, MLflow run; the same name resumes")
     return p
 
