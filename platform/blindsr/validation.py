@@ -18,6 +18,7 @@ from blindsr.degradations.pipeline import apply, mod_crop
 from blindsr.degradations.presets import TEST_PRESETS
 from blindsr.degradations.resize import imresize
 from blindsr.degradations.spec import DegradationSpec
+from blindsr.infer import upscale_array
 from blindsr.metrics import psnr, ssim, to_uint8
 from blindsr.visualize import grid, kernel_image
 
@@ -73,13 +74,6 @@ def build_val_set(cfg: Config) -> list[ValImage]:
     return out
 
 
-@torch.no_grad()
-def super_resolve_image(model: nn.Module, lr: np.ndarray, device: torch.device) -> np.ndarray:
-    """(h, w, 3) uint8 LR → (s·h, s·w, 3) uint8 SR (rounded and clipped, as the protocols score it)."""
-    x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div(255).to(device)
-    return to_uint8(model(x)[0])
-
-
 def bicubic_image(lr: np.ndarray, scale: int) -> np.ndarray:
     """MATLAB-bicubic ×s upsampling, the reference row of every table."""
     x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].double().div(255)
@@ -92,7 +86,7 @@ def score(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
 
 
 def validate(
-    model: nn.Module, val_set: list[ValImage], scale: int, device: torch.device, samples: int = 0
+    model: nn.Module, val_set: list[ValImage], scale: int, samples: int = 0
 ) -> tuple[dict[str, float], np.ndarray | None]:
     """Mean and per-degradation PSNR/SSIM (Y) of ``model`` and of bicubic; optionally an LR | SR | HR | kernel
     grid of the first ``samples`` images. Returns (metrics named ``val/...``, grid or None)."""
@@ -101,7 +95,7 @@ def validate(
     rows, per_deg = [], {}
     try:
         for i, item in enumerate(val_set):
-            sr = super_resolve_image(model, item.lr, device)
+            sr = upscale_array(model, item.lr)
             p, s = score(sr, item.hr, scale)
             pb, _ = score(bicubic_image(item.lr, scale), item.hr, scale)
             per_deg.setdefault(item.degradation, []).append((p, s, pb))

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
 from torch import nn
 
 from blindsr.config import ModelConfig
 from blindsr.models.cdsr import CDSR
-from blindsr.models.cmdsr import CMDSR, self_support
+from blindsr.models.cmdsr import CMDSR
 from blindsr.models.dasr import DASR
 from blindsr.models.edsr import EDSR
 from blindsr.models.idn import IDN
@@ -96,26 +95,6 @@ def build_model(cfg: ModelConfig, scale: int) -> nn.Module:
 def is_conditional(model: nn.Module) -> bool:
     """True for models that take a support set next to the LR input (CMDSR)."""
     return isinstance(model, CMDSR)
-
-
-def super_resolve(
-    model: nn.Module,
-    lr: torch.Tensor,
-    support: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    support_patch: int = 32,
-) -> torch.Tensor:
-    """Run any registered model on LR images (B, 3, h, w) in [0, 1] → SR (B, 3, s·h, s·w).
-
-    A CMDSR model without an explicit ``support`` (B, n, 3, h', w') gets self-support: n random
-    ``support_patch``-sized crops of each input image itself (the official test protocol, 32×32 crops),
-    drawn from ``generator``; each image is its own task.
-    """
-    if is_conditional(model):
-        if support is None:
-            support = self_support(lr, model.support_size, support_patch, generator)
-        return model(lr, support)
-    return model(lr)
 
 
 def count_parameters(model: nn.Module) -> int:

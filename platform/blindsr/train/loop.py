@@ -226,9 +226,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             tracker.metrics({**metrics, **meter.metrics()}, step=i)
         if i % cfg.train.val_every == 0 or i % cfg.train.checkpoint_every == 0 or i == cfg.train.steps:
             if rank == 0:
-                val_metrics, picture = validate(
-                    model, val_set, cfg.scale, device, samples=2 if cfg.tracking.log_images else 0
-                )
+                val_metrics, picture = validate(model, val_set, cfg.scale, samples=2 if cfg.tracking.log_images else 0)
                 tracker.metrics(val_metrics, step=i)
                 if picture is not None:
                     tracker.image(picture, f"samples/step_{i:07d}.png")
