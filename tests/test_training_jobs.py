@@ -72,4 +72,4 @@ def test_unreachable_tracking_server_warns_and_training_finishes(tmp_path):
     outcome = fit(build_config("cmdsr_smoke", overrides=overrides), project_dir=tmp_path)
     assert outcome.step == 2
     assert "not logged to MLflow (http://127.0.0.1:9)" in outcome.tracking
-    assert "metrics at step 2" in outcome.tracking
+    assert "metrics at 2 steps (1–2)" in outcome.tracking

@@ -216,6 +216,9 @@ class TrackingConfig:
     log_images: bool = True
 
 
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement-group strategies
+
+
 @dataclass
 class ScalingConfig:
     num_workers: int = 1
@@ -224,6 +227,7 @@ class ScalingConfig:
     degrade_actors: int = 1
     degrade_cpus_per_actor: float = 1.0
     degrade_gpu_fraction: float = 0.0  # >0 runs the degradation pipeline on CUDA inside the actors
+    placement_strategy: str = "PACK"  # of the train workers: SPREAD puts them on different nodes
 
     def problems(self) -> list[tuple[str, str]]:
         out = [
@@ -236,6 +240,13 @@ class ScalingConfig:
             for k in ("cpus_per_worker", "degrade_cpus_per_actor")
             if not getattr(self, k) > 0
         ]
+        if self.placement_strategy not in PLACEMENT_STRATEGIES:
+            out.append(
+                (
+                    "placement_strategy",
+                    f"must be one of {', '.join(PLACEMENT_STRATEGIES)}, got {self.placement_strategy!r}",
+                )
+            )
         if not 0.0 <= self.degrade_gpu_fraction <= 1.0:
             out.append(("degrade_gpu_fraction", f"is a GPU share per actor in [0, 1], got {self.degrade_gpu_fraction}"))
         return out

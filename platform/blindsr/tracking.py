@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 RUN_NAME_TAG = "blindsr.run_name"
 VAL_METRIC_TAG = "val_psnr_y"
+METRICS_AT = "metrics at step "
 
 
 def resolve_uri(configured: str | None, project_dir: str | Path | None = None) -> str:
@@ -142,7 +143,7 @@ class Tracker:
 
             mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
 
-        self._guard(f"metrics at step {step}", go)
+        self._guard(f"{METRICS_AT}{step}", go)
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         def go() -> None:
@@ -194,9 +195,16 @@ class Tracker:
         return self._guard("model and registry", go)
 
     def summary(self) -> str:
+        """One line: all logged, or what was not (metrics condensed to their step range)."""
         if not self.skipped:
             return "all tracking calls succeeded" if self.run_id else "tracking disabled on this rank"
-        return f"not logged to MLflow ({self.uri}): " + "; ".join(dict.fromkeys(self.skipped))
+        steps = sorted({int(w.rsplit(" ", 1)[1]) for w in self.skipped if w.startswith(METRICS_AT)})
+        parts = [w for w in dict.fromkeys(self.skipped) if not w.startswith(METRICS_AT)]
+        if len(steps) == 1:
+            parts.insert(0, f"{METRICS_AT}{steps[0]}")
+        elif steps:
+            parts.insert(0, f"metrics at {len(steps)} steps ({steps[0]}–{steps[-1]})")
+        return f"not logged to MLflow ({self.uri}): " + "; ".join(parts)
 
 
 class RegistryError(LookupError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,38 @@ def save(
     return folder
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint directory whose files are missing, truncated or not what ``save`` wrote."""
+
+
+@dataclass
+class Saved:
+    model: dict[str, torch.Tensor]  # the model's state_dict
+    trainer: dict[str, Any]  # optimisers, schedulers and counters (``Step.state_dict``)
+    meta: dict[str, Any]  # at least ``step``
+
+
 def read_meta(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / "state.json").read_text())
 
 
-def load_weights(folder: str | Path, model: nn.Module) -> dict[str, Any]:
-    """Load ``model.pt`` into ``model``; return the trainer state (to hand to ``Step.load_state_dict``)."""
+def read(folder: str | Path) -> Saved:
+    """All of a checkpoint, read (``weights_only=True``) before anything is applied, so a half-written or
+    corrupted checkpoint raises :class:`CheckpointError` naming the bad file and changes nothing."""
     folder = Path(folder)
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-    return torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
+    parts: dict[str, Any] = {}
+    for name in ("state.json", "model.pt", "trainer.pt"):
+        try:
+            if name == "state.json":
+                parts[name] = read_meta(folder)
+                int(parts[name]["step"])
+            else:
+                parts[name] = torch.load(folder / name, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated zip, bad JSON, missing file or key: all mean "unusable"
+            raise CheckpointError(
+                f"{folder / name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            ) from e
+    return Saved(parts["model.pt"], parts["trainer.pt"], parts["state.json"])
 
 
 def load_model(folder: str | Path) -> tuple[Config, nn.Module]:
@@ -50,17 +74,12 @@ def load_model(folder: str | Path) -> tuple[Config, nn.Module]:
 
 
 def latest_local(run_dir: str | Path) -> tuple[Path, int] | None:
-    """The readable checkpoint with the highest step under a local Ray Train run folder, or None.
-
-    A checkpoint whose files do not load is skipped with a warning (the previous one is used instead).
-    """
-    best: tuple[Path, int] | None = None
-    for folder in Path(run_dir).glob("checkpoint_*"):
+    """The newest checkpoint that reads completely (:func:`read`) under a local Ray Train run folder and its
+    step, or None. Ray Train names them checkpoint_<timestamp>; newer ones that do not read are skipped
+    with a warning, so a corrupted latest checkpoint falls back to the previous one (as the workers do)."""
+    for folder in sorted(Path(run_dir).glob("checkpoint_*"), reverse=True):
         try:
-            step = int(read_meta(folder)["step"])
-        except (OSError, ValueError, KeyError) as e:
-            log.warning("ignoring unreadable checkpoint %s (%s)", folder, e)
-            continue
-        if best is None or step > best[1]:
-            best = (folder, step)
-    return best
+            return folder, int(read(folder).meta["step"])
+        except CheckpointError as e:
+            log.warning("unreadable checkpoint, falling back to the previous one: %s", e)
+    return None

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import posixpath
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
 import ray
 import ray.train
 import torch
@@ -51,13 +53,15 @@ class TrainOutcome:
     run_id: str | None
     tracking: str
     stopped: str | None = None
+    resumed: int = 0  # the step this (last) attempt started from: 0 for a fresh run
     checkpoint: Checkpoint | None = None  # the latest one, set on the driver (Tune trials evaluate it)
 
     def describe(self) -> str:
         val = self.metrics.get(VAL_METRIC, math.nan)
         bic = self.metrics.get("val/bicubic_psnr_y", math.nan)
         lines = [
-            f"finished at step {self.step}: validation PSNR-Y {val:.2f} dB (bicubic {bic:.2f} dB)",
+            f"finished at step {self.step}: validation PSNR-Y {val:.2f} dB (bicubic {bic:.2f} dB)"
+            + (f", resumed from step {self.resumed}" if self.resumed else ""),
             f"checkpoints: {self.run_dir}",
             f"MLflow run: {self.run_id or '-'}; registered version: {self.model_version or '-'}",
             f"tracking: {self.tracking}",
@@ -133,6 +137,7 @@ def fit(
             num_workers=cfg.scaling.num_workers,
             use_gpu=gpu,
             resources_per_worker={"CPU": cfg.scaling.cpus_per_worker, **({"GPU": 1} if gpu else {})},
+            placement_strategy=cfg.scaling.placement_strategy,
         ),
         run_config=RunConfig(
             name=cfg.name,
@@ -171,6 +176,51 @@ def _report(cfg: Config, model: torch.nn.Module, step_fn: Any, i: int, rank: int
         ray.train.report({"step": i, **extra}, checkpoint=Checkpoint.from_directory(tmp))
 
 
+def _run_checkpoints(cfg: Config) -> list[Checkpoint]:
+    """Every checkpoint folder of the run ``cfg.name`` on its storage (local, NFS or a pyarrow URI), newest
+    first: Ray Train names them checkpoint_<timestamp>."""
+    if "://" in cfg.train.storage_path:
+        fs, root = pyarrow.fs.FileSystem.from_uri(cfg.train.storage_path)
+    else:
+        fs, root = pyarrow.fs.LocalFileSystem(), cfg.train.storage_path
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(posixpath.join(root, cfg.name), allow_not_found=True))
+    names = [i.path for i in infos if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith("checkpoint_")]
+    return [Checkpoint(p, filesystem=fs) for p in sorted(names, reverse=True)]
+
+
+def _restore(cfg: Config, model: torch.nn.Module, step_fn: Any) -> int:
+    """Load the newest readable checkpoint of the run into ``model`` and ``step_fn``; return its step (0: none).
+
+    Candidates are the one Ray Train hands over and every checkpoint folder of the run on storage, newest
+    first: a worker killed after writing a checkpoint but before Ray Train recorded it still resumes from
+    it, and a checkpoint that does not read (truncated or missing files) is skipped with a warning in
+    favour of the previous one, on every rank alike. With checkpoints but none readable the run stops
+    rather than start over."""
+    given = ray.train.get_checkpoint()
+    candidates = _run_checkpoints(cfg)
+    if given is not None and given.path.rstrip("/") not in {c.path.rstrip("/") for c in candidates}:
+        candidates.insert(0, given)
+    tried = []
+    for ckpt in candidates:
+        try:
+            with ckpt.as_directory() as folder:
+                saved = checkpoint.read(folder)
+        except checkpoint.CheckpointError as e:
+            log.warning("unreadable checkpoint, falling back to the previous one: %s", e)
+            tried.append(str(e))
+            continue
+        model.load_state_dict(saved.model)
+        step_fn.load_state_dict(saved.trainer)
+        if tried:
+            log.warning(
+                "resumed from %s (step %d) instead of the newer unreadable one(s)", ckpt.path, saved.meta["step"]
+            )
+        return int(saved.meta["step"])
+    if tried:
+        raise checkpoint.CheckpointError("no readable checkpoint to resume from: " + "; ".join(tried))
+    return 0
+
+
 def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     cfg: Config = from_dict(Config, config["cfg"], origin="train_loop_config")
     ctx = ray.train.get_context()
@@ -185,12 +235,9 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     step_fn = make_step(model, cfg.optim, cfg.loss, torch.Generator().manual_seed(cfg.seed * 1009 + rank))
     assert world_size() == world, "the process group Ray Train set up is missing"
 
-    start, restored = 0, False
-    if (ckpt := ray.train.get_checkpoint()) is not None:
-        with ckpt.as_directory() as folder:
-            step_fn.load_state_dict(checkpoint.load_weights(folder, model))
-            start, restored = int(checkpoint.read_meta(folder)["step"]), True
-        model.to(device)
+    start = _restore(cfg, model, step_fn)
+    restored = start > 0
+    model.to(device)
 
     tracker = Tracker.for_rank(rank, cfg.tracking.tracking_uri or "")
     val_set = build_val_set(cfg) if rank == 0 else []
@@ -251,4 +298,5 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         "run_id": tracker.run_id,
         "tracking": tracker.summary(),
         "stopped": stopped,
+        "resumed": start,
     }

@@ -1,0 +1,261 @@
+"""Real servers for the tests: Ray clusters started with ``ray start`` (one or more nodes on this machine),
+PostgreSQL and an MLflow tracking server on top of it. Each is stopped by killing only its own processes,
+so a test never takes down another Ray runtime on the machine (``ray stop`` would stop all of them)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+RAY = str(BIN / "ray")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- processes ------------------------------------------------------------------------------------------
+
+
+def _table() -> dict[int, tuple[int, str]]:
+    """pid → (parent pid, command line) of every process, from /proc."""
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        procs[int(entry.name)] = (ppid, cmd)
+    return procs
+
+
+def descendants(roots: set[int]) -> set[int]:
+    """``roots`` and every process below them."""
+    procs, found, grew = _table(), set(roots), True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in procs.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                grew = True
+    return found
+
+
+def find(pattern: str, under: set[int] | None = None) -> list[int]:
+    """Processes whose command line (or Ray's proc title, e.g. ``ray::RayTrainWorker``) contains ``pattern``."""
+    scope = descendants(under) if under is not None else None
+    return sorted(
+        pid
+        for pid, (_, cmd) in _table().items()
+        if pattern in cmd and (scope is None or pid in scope) and pid != os.getpid()
+    )
+
+
+def kill_tree(roots: set[int], grace: float = 5.0) -> None:
+    """SIGTERM ``roots`` and their descendants, then SIGKILL what is left after ``grace`` seconds."""
+    pids = descendants(roots)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.time() + grace
+        while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.2)
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before {url} answered")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+# ---- Ray ------------------------------------------------------------------------------------------------
+
+
+class RayCluster:
+    """A Ray cluster of ``ray start`` nodes on this machine, all under one temp dir (its identity)."""
+
+    def __init__(self, temp_dir: Path) -> None:
+        self.temp_dir = temp_dir  # keep it short: Ray's unix sockets live below it (107-byte limit)
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        self.env.pop("RAY_ADDRESS", None)
+        self.gcs = f"127.0.0.1:{free_port()}"
+        self.dashboard = f"http://127.0.0.1:{free_port()}"
+
+    def _start(self, args: list[str]) -> None:
+        done = subprocess.run(
+            [RAY, "start", *args, "--disable-usage-stats"], env=self.env, capture_output=True, text=True, timeout=240
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+    def start_head(self, cpus: int, resources: dict[str, float] | None = None) -> RayCluster:
+        port = self.dashboard.rsplit(":", 1)[1]
+        self._start([
+            "--head", f"--port={self.gcs.split(':')[1]}", f"--num-cpus={cpus}", f"--temp-dir={self.temp_dir}",
+            f"--resources={_json(resources)}", "--include-dashboard=true", f"--dashboard-port={port}",
+            "--dashboard-host=127.0.0.1",
+        ])  # fmt: skip
+        return self
+
+    def add_node(self, cpus: int, resources: dict[str, float] | None = None) -> RayCluster:
+        self._start([f"--address={self.gcs}", f"--num-cpus={cpus}", f"--resources={_json(resources)}"])
+        return self
+
+    def stop(self) -> None:
+        kill_tree(set(find(str(self.temp_dir))))
+
+
+def _json(d: dict[str, float] | None) -> str:
+    import json
+
+    return json.dumps(d or {})
+
+
+# ---- PostgreSQL + MLflow server -------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    """The folder of ``initdb``/``pg_ctl``: on PATH, or Debian's /usr/lib/postgresql/<v>/bin."""
+    if found := shutil.which("initdb"):
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
+def install_postgres() -> Path | None:
+    """``apt-get install postgresql`` when it is absent and this user may (root with apt); the bin folder."""
+    if (found := postgres_bin()) is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=False, capture_output=True, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "postgresql"], env=env, check=True, capture_output=True, timeout=900
+        )
+        found = postgres_bin()
+    return found
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    """A throw-away PostgreSQL server in a fresh temp folder; yields ``postgresql://…/mlflow``. As root, the
+    server runs as the ``postgres`` user (PostgreSQL refuses to run as root), so the folder is its own and
+    world-traversable (pytest's tmp_path is not)."""
+    bindir = install_postgres()
+    if bindir is None:
+        raise RuntimeError(
+            "PostgreSQL is not installed and cannot be (need root and apt-get): apt-get install postgresql"
+        )
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="blindsr-pg-"))
+    folder.chmod(0o755)
+    data, sock = folder / "data", folder / "sock"
+    sock.mkdir(exist_ok=True)
+    if as_user:
+        shutil.chown(folder, "postgres")
+        shutil.chown(sock, "postgres")
+    port = free_port()
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{Path(args[0]).name} failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
+
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sock} -c fsync=off"
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(folder / "server.log"), "-w", "start")
+    try:
+        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow")
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class MlflowServer:
+    """``mlflow server`` on a backend store with served artifacts; can be stopped and started again."""
+
+    def __init__(self, backend: str, artifacts: Path) -> None:
+        self.backend, self.artifacts = backend, artifacts
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.log = artifacts.parent / f"mlflow-server-{self.port}.log"
+
+    def start(self, timeout: float = 180) -> MlflowServer:
+        args = [
+            str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend, "--serve-artifacts",
+            "--artifacts-destination", self.artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", "1",
+        ]  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_http(f"{self.url}/health", timeout, self.proc)
+        except Exception as e:
+            raise RuntimeError(f"{e}; server log:\n{self.log.read_text()[-3000:]}") from e
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            kill_tree({self.proc.pid})
+        self.proc = None
+
+
+# ---- training jobs ----------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_job(script: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    """``python jobs/<script> *args`` from the repository root, its own local Ray below it (so its Ray
+    processes are its descendants); stdout and stderr together in ``log`` (read it with :func:`output`)."""
+    env = {**os.environ, **(env or {})}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, f"jobs/{script}", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+    )
+
+
+def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+    """Poll ``condition()`` until it returns something truthy; fail naming ``what`` (and the job's output)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := condition():
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"job exited ({proc.returncode}) before {what}:\n{output(log)[-4000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n{output(log)[-4000:]}")
+
+
+def output(log: Path | None) -> str:
+    return log.read_text(errors="replace") if log and log.exists() else ""
