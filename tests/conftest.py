@@ -50,3 +50,23 @@ def task_batch():
         return lr, hr
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """Factory ``postgres_database(name) → URI``: fresh databases on one PostgreSQL server for the session
+    (installed with apt-get when absent, as .ci/run does)."""
+    from servers import postgres
+
+    with postgres() as database:
+        yield database
+
+
+@pytest.fixture(scope="session")
+def tracking_server(postgres_database, tmp_path_factory):
+    """A real ``mlflow server`` over HTTP: PostgreSQL backend, artifacts served by the server itself."""
+    from servers import MlflowServer
+
+    server = MlflowServer(postgres_database("shared"), tmp_path_factory.mktemp("mlflow") / "artifacts").start()
+    yield server
+    server.stop()

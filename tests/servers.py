@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -159,8 +159,9 @@ def install_postgres() -> Path | None:
 
 
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    """A throw-away PostgreSQL server in a fresh temp folder; yields ``postgresql://…/mlflow``. As root, the
+def postgres() -> Iterator[Callable[[str], str]]:
+    """A throw-away PostgreSQL server in a fresh temp folder; yields ``database(name)``, which creates a
+    database and returns its ``postgresql+psycopg2://`` URI for MLflow. As root, the
     server runs as the ``postgres`` user (PostgreSQL refuses to run as root), so the folder is its own and
     world-traversable (pytest's tmp_path is not)."""
     bindir = install_postgres()
@@ -186,9 +187,13 @@ def postgres() -> Iterator[str]:
     run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
     opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sock} -c fsync=off"
     run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(folder / "server.log"), "-w", "start")
+
+    def database(name: str) -> str:
+        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", name)
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{name}"
+
     try:
-        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow")
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
+        yield database
     finally:
         subprocess.run(
             [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
@@ -259,3 +264,27 @@ def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None
 
 def output(log: Path | None) -> str:
     return log.read_text(errors="replace") if log and log.exists() else ""
+
+
+def smoke_job(tmp_path: Path, name: str, steps: int, *extra: str, tracking: str | None = None):
+    """``jobs/train_cmdsr.py --preset smoke`` named ``name`` for ``steps`` steps, checkpoints and validation
+    every 4, storage in ``tmp_path/ray``, MLflow at ``tracking`` (default a SQLite store in ``tmp_path``).
+    Returns (process, log file)."""
+    log = tmp_path / f"{name}-{time.time_ns()}.log"
+    tracking = tracking or f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [
+        "--preset", "smoke", "--name", name,
+        "--set", f"train.steps={steps}", "--set", "train.checkpoint_every=4", "--set", "train.val_every=4",
+        "--set", f"train.storage_path={tmp_path / 'ray'}",
+        "--set", f"tracking.tracking_uri={tracking}",
+        *extra,
+    ]  # fmt: skip
+    return train_job("train_cmdsr.py", *args, log=log), log
+
+
+def finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> str:
+    """Wait for a job; its output, which must show success."""
+    proc.wait(timeout=timeout)
+    text = output(log)
+    assert proc.returncode == 0, text[-5000:]
+    return text

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 RUN_NAME_TAG = "blindsr.run_name"
 VAL_METRIC_TAG = "val_psnr_y"
-METRICS_AT = "metrics at step "
 
 
 def resolve_uri(configured: str | None, project_dir: str | Path | None = None) -> str:
@@ -67,7 +66,7 @@ class Tracker:
 
     def __init__(self, uri: str, enabled: bool = True) -> None:
         self.uri, self.enabled = uri, enabled
-        self.skipped: list[str] = []
+        self.skipped: dict[str, list[int]] = {}  # what was not logged → at which steps (if step-bound)
         self.run_id: str | None = None
         self._warned = False
         if enabled:
@@ -81,22 +80,27 @@ class Tracker:
     def for_rank(cls, rank: int, uri: str) -> Tracker:
         return cls(uri, enabled=rank == 0)
 
-    def _fail(self, what: str, reason: object) -> None:
-        self.skipped.append(what)
+    def _skip(self, what: str, step: int | None) -> None:
+        steps = self.skipped.setdefault(what, [])
+        if step is not None:
+            steps.append(step)
+
+    def _fail(self, what: str, reason: object, step: int | None = None) -> None:
+        self._skip(what, step)
         if not self._warned:
             log.warning("MLflow tracking at %s failed (%s); training continues without tracking", self.uri, reason)
             self._warned = True
         self.enabled = False
 
-    def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _guard(self, what: str, fn: Callable[[], Any], step: int | None = None) -> Any:
         if not self.enabled:
             if self._warned:
-                self.skipped.append(what)
+                self._skip(what, step)
             return None
         try:
             return fn()
         except Exception as e:  # any tracking error must not stop training
-            self._fail(what, e)
+            self._fail(what, e, step)
             return None
 
     # ---- run lifecycle ------------------------------------------------------------------------
@@ -143,7 +147,7 @@ class Tracker:
 
             mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
 
-        self._guard(f"{METRICS_AT}{step}", go)
+        self._guard("metrics", go, step)
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         def go() -> None:
@@ -153,15 +157,15 @@ class Tracker:
 
         self._guard(f"artifact {Path(path).name}", go)
 
-    def image(self, pixels: np.ndarray, name: str) -> None:
-        """pixels: (H, W, 3) uint8, stored as a PNG artifact ``name``."""
+    def image(self, pixels: np.ndarray, name: str, step: int | None = None) -> None:
+        """pixels: (H, W, 3) uint8, stored as a PNG artifact ``name`` (``step``: for the summary only)."""
 
         def go() -> None:
             import mlflow
 
             mlflow.log_image(pixels, artifact_file=name)
 
-        self._guard(f"image {name}", go)
+        self._guard("sample images" if step is not None else f"image {name}", go, step)
 
     # ---- models and registry --------------------------------------------------------------------
     def log_model(
@@ -198,12 +202,14 @@ class Tracker:
         """One line: all logged, or what was not (metrics condensed to their step range)."""
         if not self.skipped:
             return "all tracking calls succeeded" if self.run_id else "tracking disabled on this rank"
-        steps = sorted({int(w.rsplit(" ", 1)[1]) for w in self.skipped if w.startswith(METRICS_AT)})
-        parts = [w for w in dict.fromkeys(self.skipped) if not w.startswith(METRICS_AT)]
-        if len(steps) == 1:
-            parts.insert(0, f"{METRICS_AT}{steps[0]}")
-        elif steps:
-            parts.insert(0, f"metrics at {len(steps)} steps ({steps[0]}–{steps[-1]})")
+        parts = []
+        for what, steps in self.skipped.items():
+            at = sorted(set(steps))
+            if len(at) == 1:
+                what += f" at step {at[0]}"
+            elif at:
+                what += f" at {len(at)} steps ({at[0]}–{at[-1]})"
+            parts.append(what)
         return f"not logged to MLflow ({self.uri}): " + "; ".join(parts)
 
 

@@ -13,34 +13,15 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from servers import find, output, train_job, wait_for
+from servers import find, finish, smoke_job, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 STEPS = 24
 
 
-def job(tmp_path: Path, name: str, steps: int = STEPS, *extra: str):
-    log = tmp_path / f"{name}-{time.time_ns()}.log"
-    args = [
-        "--preset", "smoke", "--name", name,
-        "--set", f"train.steps={steps}", "--set", "train.checkpoint_every=4", "--set", "train.val_every=4",
-        "--set", f"train.storage_path={tmp_path / 'ray'}",
-        "--set", f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-        *extra,
-    ]  # fmt: skip
-    return train_job("train_cmdsr.py", *args, log=log), log
-
-
 def checkpoints(tmp_path: Path, name: str) -> list[Path]:
     return sorted((tmp_path / "ray" / name).glob("checkpoint_*/state.json"))
-
-
-def finish(proc, log: Path, timeout: float = 600) -> str:
-    proc.wait(timeout=timeout)
-    text = output(log)
-    assert proc.returncode == 0, text[-5000:]
-    return text
 
 
 def one_run(tmp_path: Path, name: str):
@@ -61,7 +42,8 @@ def kill(pattern: str, proc) -> int:
 
 def test_sigkilled_degradation_actor_is_restarted_and_no_step_is_lost(tmp_path):
     steps = 120  # a stream long enough that the actor still has batches to make when it is killed
-    proc, log = job(tmp_path, "actor-kill", steps, "--set", "train.checkpoint_every=40", "--set", "train.val_every=40")
+    every = ("--set", "train.checkpoint_every=40", "--set", "train.val_every=40")
+    proc, log = smoke_job(tmp_path, "actor-kill", steps, *every)
     wait_for(lambda: find("RayTrainWorker", under={proc.pid}), 300, "the train workers", proc, log)
     first = kill("DegradeWorker", proc)
     # Ray restarts the actor in a new process and re-runs its unfinished batches
@@ -73,7 +55,7 @@ def test_sigkilled_degradation_actor_is_restarted_and_no_step_is_lost(tmp_path):
 
 
 def test_sigkilled_train_worker_resumes_from_its_checkpoint_in_the_same_run(tmp_path):
-    proc, log = job(tmp_path, "worker-kill", STEPS, "--set", "train.log_every=1")
+    proc, log = smoke_job(tmp_path, "worker-kill", STEPS, "--set", "train.log_every=1")
     wait_for(lambda: checkpoints(tmp_path, "worker-kill"), 300, "the first checkpoint", proc, log)
     kill("RayTrainWorker", proc)
     killed_at = time.time() * 1000
@@ -93,7 +75,7 @@ def test_sigkilled_train_worker_resumes_from_its_checkpoint_in_the_same_run(tmp_
 
 
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
-    text = finish(*job(tmp_path, "corrupt", 8))
+    text = finish(*smoke_job(tmp_path, "corrupt", 8))
     assert "finished at step 8" in text
     by_step = {
         int(p.read_text().split('"step": ')[1].split(",")[0].split("}")[0]): p.parent
@@ -103,7 +85,7 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     model = by_step[8] / "model.pt"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # a half-written file
 
-    text = finish(*job(tmp_path, "corrupt", 12))
+    text = finish(*smoke_job(tmp_path, "corrupt", 12))
     assert "finished at step 12: " in text and "resumed from step 4" in text, text[-5000:]
     assert re.search(r"WARNING .*unreadable checkpoint.*checkpoint_[^ ]*/model\.pt", text), text[-5000:]
     client, run = one_run(tmp_path, "corrupt")

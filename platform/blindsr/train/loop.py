@@ -276,7 +276,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
                 val_metrics, picture = validate(model, val_set, cfg.scale, samples=2 if cfg.tracking.log_images else 0)
                 tracker.metrics(val_metrics, step=i)
                 if picture is not None:
-                    tracker.image(picture, f"samples/step_{i:07d}.png")
+                    tracker.image(picture, f"samples/step_{i:07d}.png", step=i)
                 log.info("step %d: %s %.2f dB", i, VAL_METRIC, val_metrics[VAL_METRIC])
             _report(cfg, model, step_fn, i, rank, {k_: v for k_, v in val_metrics.items() if k_ == VAL_METRIC})
             last_saved = i
