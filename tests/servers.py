@@ -5,6 +5,7 @@ so a test never takes down another Ray runtime on the machine (``ray stop`` woul
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -96,43 +97,46 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
 
 
 class RayCluster:
-    """A Ray cluster of ``ray start`` nodes on this machine, all under one temp dir (its identity)."""
+    """A Ray cluster of ``ray start`` nodes on this machine. Each node gets its own temp dir below ``root``
+    (two nodes sharing one would share runtime_resources/ and delete each other's working dirs), and is
+    stopped by killing the processes that name its temp dir, with their children (the Ray workers)."""
 
-    def __init__(self, temp_dir: Path) -> None:
-        self.temp_dir = temp_dir  # keep it short: Ray's unix sockets live below it (107-byte limit)
+    def __init__(self, root: Path) -> None:
+        self.root = root  # keep it short: Ray's unix sockets live below it (107-byte limit)
         self.env = {**os.environ, "RAY_AUTH_MODE": "token"}
         self.env.pop("RAY_ADDRESS", None)
         self.gcs = f"127.0.0.1:{free_port()}"
         self.dashboard = f"http://127.0.0.1:{free_port()}"
+        self.nodes: list[Path] = []
 
-    def _start(self, args: list[str]) -> None:
-        done = subprocess.run(
-            [RAY, "start", *args, "--disable-usage-stats"], env=self.env, capture_output=True, text=True, timeout=240
-        )
+    def _start(self, args: list[str], resources: dict[str, float] | None) -> RayCluster:
+        temp = self.root / f"n{len(self.nodes)}"
+        self.nodes.append(temp)
+        # Every node of this machine needs its own agent and metrics ports: the defaults (52365, …) are
+        # per machine, and a second node or another Ray runtime here would leave a node without a job agent.
+        ports = ["--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port"]
+        args = [
+            *args, f"--temp-dir={temp}", f"--resources={json.dumps(resources or {})}", "--disable-usage-stats",
+            "--runtime-env-agent-port", str(free_port()), *(f"{p}={free_port()}" for p in ports),
+        ]  # fmt: skip
+        done = subprocess.run([RAY, "start", *args], env=self.env, capture_output=True, text=True, timeout=240)
         if done.returncode != 0:
             raise RuntimeError(f"ray start {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        return self
 
     def start_head(self, cpus: int, resources: dict[str, float] | None = None) -> RayCluster:
-        port = self.dashboard.rsplit(":", 1)[1]
-        self._start([
-            "--head", f"--port={self.gcs.split(':')[1]}", f"--num-cpus={cpus}", f"--temp-dir={self.temp_dir}",
-            f"--resources={_json(resources)}", "--include-dashboard=true", f"--dashboard-port={port}",
-            "--dashboard-host=127.0.0.1",
-        ])  # fmt: skip
-        return self
+        args = [
+            "--head", f"--port={self.gcs.split(':')[1]}", f"--num-cpus={cpus}", "--include-dashboard=true",
+            f"--dashboard-port={self.dashboard.rsplit(':', 1)[1]}", "--dashboard-host=127.0.0.1",
+            f"--ray-client-server-port={free_port()}",
+        ]  # fmt: skip
+        return self._start(args, resources)
 
     def add_node(self, cpus: int, resources: dict[str, float] | None = None) -> RayCluster:
-        self._start([f"--address={self.gcs}", f"--num-cpus={cpus}", f"--resources={_json(resources)}"])
-        return self
+        return self._start([f"--address={self.gcs}", f"--num-cpus={cpus}"], resources)
 
     def stop(self) -> None:
-        kill_tree(set(find(str(self.temp_dir))))
-
-
-def _json(d: dict[str, float] | None) -> str:
-    import json
-
-    return json.dumps(d or {})
+        kill_tree({pid for temp in self.nodes for pid in find(str(temp))})
 
 
 # ---- PostgreSQL + MLflow server -------------------------------------------------------------------------

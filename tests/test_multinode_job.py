@@ -1,0 +1,89 @@
+"""``ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml`` against a real two-node Ray cluster
+on this machine (``ray start --head`` + ``ray start --address``, each with its own CPUs and a custom resource
+label) and a real MLflow server (PostgreSQL backend) over HTTP. The degradation actors and the train workers
+must run on both nodes, checkpoints land in the shared storage path, the model is registered, and the
+registry CLI reads it back from the server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from servers import RAY, ROOT, RayCluster
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+NODE_LABELS = ("blindsr_head", "blindsr_node_b")
+
+
+@pytest.fixture
+def two_nodes():
+    cluster = RayCluster(Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp")))
+    try:
+        cluster.start_head(cpus=3, resources={NODE_LABELS[0]: 1}).add_node(cpus=3, resources={NODE_LABELS[1]: 1})
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def ray_list(cluster: RayCluster, what: str) -> list[dict]:
+    done = subprocess.run(
+        [RAY, "list", what, f"--address={cluster.dashboard}", "--format=json", "--detail", "--limit=10000"],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_server, tmp_path):
+    runtime_env = yaml.safe_load((ROOT / "cluster" / "runtime_env.yaml").read_text())
+    runtime_env["env_vars"]["MLFLOW_TRACKING_URI"] = tracking_server.url  # the file's, pointed at this server
+    env_file = tmp_path / "runtime_env.yaml"
+    env_file.write_text(yaml.safe_dump(runtime_env))
+    shared = tmp_path / "shared"  # both nodes see this folder: the NFS of a real cluster
+    cmd = [
+        RAY, "job", "submit", f"--address={two_nodes.dashboard}", "--working-dir", ".", "--runtime-env", str(env_file),
+        "--", sys.executable, "jobs/train_cmdsr.py", "--preset", "smoke", "--name", "two-nodes",
+        "--set", "train.steps=16", "--set", "scaling.num_workers=2", "--set", "scaling.placement_strategy=SPREAD",
+        "--set", "scaling.degrade_actors=2", "--set", f"train.storage_path={shared}",
+    ]  # fmt: skip
+    for _ in range(10):  # the head's job agent registers a few seconds after `ray start` returns
+        done = subprocess.run(cmd, cwd=ROOT, env=two_nodes.env, capture_output=True, text=True, timeout=900)
+        if "No available agent to submit job" not in done.stderr:
+            break
+        time.sleep(2)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    assert "succeeded" in done.stdout and "finished at step 16" in done.stdout, done.stdout[-4000:]
+
+    nodes = {n["node_id"]: n for n in ray_list(two_nodes, "nodes")}
+    assert sorted(label for n in nodes.values() for label in n["resources_total"] if label in NODE_LABELS) == sorted(
+        NODE_LABELS
+    )
+    actors = ray_list(two_nodes, "actors")
+    for kind in ("RayTrainWorker", "DegradeWorker"):
+        mine = [a for a in actors if kind in a["class_name"]]
+        assert {a["node_id"] for a in mine} == set(nodes), [(a["state"], a["node_id"]) for a in mine]
+
+    assert any((shared / "two-nodes").glob("checkpoint_*/model.pt"))
+    line = next(x for x in done.stdout.splitlines() if x.startswith("MLflow run: "))
+    run_id, version = line.removeprefix("MLflow run: ").split("; registered version: ")
+    client = mlflow.MlflowClient(tracking_server.url)
+    assert client.get_model_version("cmdsr_x2", version).run_id == run_id
+    shown = subprocess.run(
+        [sys.executable, "jobs/models.py", "--tracking-uri", tracking_server.url, "show", "cmdsr_x2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0 and f"run {run_id}" in shown.stdout, shown.stdout + shown.stderr
