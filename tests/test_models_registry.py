@@ -64,3 +64,9 @@ def test_seeded_build_is_deterministic_and_state_dict_round_trips(cfg):
 def test_unknown_model_lists_the_valid_ones():
     with pytest.raises(ValueError, match="unknown model 'vdsrr'; valid models: .*vdsr"):
         build_model(ModelConfig(name="vdsrr"), 2)
+
+
+def test_config_accepts_exactly_the_registered_models():
+    from typing import get_args, get_type_hints
+
+    assert get_args(get_type_hints(ModelConfig)["name"]) == tuple(MODELS)

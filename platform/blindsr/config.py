@@ -122,7 +122,7 @@ class ModelConfig:
     are ignored by it.
     """
 
-    name: str = "cmdsr"
+    name: Literal["srresnet", "vdsr", "idn", "edsr", "cmdsr", "cdsr", "dasr"] = "cmdsr"  # = MODELS' keys
     n_feats: int = 64
     n_blocks: int = 10
     # CMDSR family
@@ -432,6 +432,13 @@ def flatten(cfg: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML parse error on one line: what went wrong and where (1-based line and column)."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[-1]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
 def load_yaml(path: str | Path, base: Config | None = None) -> Config:
     """Read a YAML config file. Keys it names replace those of ``base`` (default: ``Config()``)."""
     path = Path(path)
@@ -440,7 +447,7 @@ def load_yaml(path: str | Path, base: Config | None = None) -> Config:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path} is not valid YAML: {yaml_problem(exc)}") from exc
     return merge(base or Config(), data, origin=str(path))
 
 

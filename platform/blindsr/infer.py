@@ -63,9 +63,14 @@ def load(source: str, tracking_uri: str | None = None, device: torch.device | st
                 f"model source {source!r} is neither a models:/ or runs:/ URI nor a checkpoint folder "
                 "holding config.yaml and model.pt"
             )
+        from blindsr.config import ConfigError
         from blindsr.train.checkpoint import load_model as load_checkpoint
 
-        model = load_checkpoint(folder)[1]
+        try:
+            model = load_checkpoint(folder)[1]
+        except (ConfigError, OSError, RuntimeError, ValueError) as e:  # torch: truncated or mismatched weights
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelSourceError(f"checkpoint folder {folder} does not load: {reason}") from e
     return model.to(device or best_device()).eval()
 
 
@@ -166,6 +171,10 @@ def read_inputs(source: np.ndarray | Sequence[np.ndarray] | str | Path) -> list[
     return out
 
 
+AUTO_TILE = 512  # LR tile side used when an image is too large to run whole
+AUTO_TILE_PIXELS = 2048 * 2048  # above this many LR pixels, tile=0 means AUTO_TILE
+
+
 def upscale(
     model: nn.Module,
     source: np.ndarray | Sequence[np.ndarray] | str | Path,
@@ -173,10 +182,18 @@ def upscale(
     overlap: int = 16,
     seed: int = 0,
     half: bool = False,
+    auto_tile_pixels: int = AUTO_TILE_PIXELS,
 ) -> list[tuple[str, np.ndarray]]:
-    """Super-resolve every input image (see :func:`read_inputs`) → [(name, (s·h, s·w, 3) uint8)]."""
+    """Super-resolve every input image (see :func:`read_inputs`) → [(name, (s·h, s·w, 3) uint8)].
+
+    ``tile=0`` runs each image whole, except images of more than ``auto_tile_pixels`` LR pixels, which are
+    tiled at :data:`AUTO_TILE` (a whole 10k × 10k photo would need tens of GB of activations)."""
     images = read_inputs(source)
-    return [
-        (name, upscale_array(model, lr, tile=tile, overlap=overlap, seed=seed, half=half))
-        for name, lr in tqdm(images, desc="upscale", unit="image", disable=len(images) < 2)
-    ]
+    out = []
+    for name, lr in tqdm(images, desc="upscale", unit="image", disable=len(images) < 2):
+        side = tile
+        if not tile and lr.shape[0] * lr.shape[1] > auto_tile_pixels:
+            side = AUTO_TILE
+            log.info("%s is %dx%d px: tiled at %d px (choose with --tile)", name, lr.shape[0], lr.shape[1], side)
+        out.append((name, upscale_array(model, lr, tile=side, overlap=overlap, seed=seed, half=half)))
+    return out

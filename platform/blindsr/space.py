@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from blindsr.config import Config, ConfigError, apply_overrides, build_config
+from blindsr.config import Config, ConfigError, apply_overrides, build_config, yaml_problem
 from blindsr.data.benchmarks import ALIASES
 from blindsr.degradations.presets import TEST_PRESETS
 
@@ -256,7 +256,7 @@ def load_space(path: str | Path) -> Space:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise SpaceError(f"{path} is not valid YAML: {e}") from e
+        raise SpaceError(f"{path} is not valid YAML: {yaml_problem(e)}") from e
     raw = _mapping(raw, str(path))
     _unknown(list(raw), TOP_KEYS, str(path))
     family = raw.get("family")

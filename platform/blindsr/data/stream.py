@@ -142,7 +142,7 @@ def map_kwargs(plan: DataPlan) -> dict[str, Any]:
     return kwargs
 
 
-def _preflight(source: str) -> None:
+def preflight(source: str) -> None:
     """Fail on the driver, not in N actors, when a folder or shard location is missing or empty."""
     if source == "corpus":
         return
@@ -165,7 +165,7 @@ def build_dataset(
     """
     if num_tasks < 1:
         raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
-    _preflight(cfg.data.source if stream == "train" else cfg.data.val_source)
+    preflight(cfg.data.source if stream == "train" else cfg.data.val_source)
     plan = plan or plan_resources(cfg.scaling)
     batch = min(cfg.data.task_size, ROWS_PER_BLOCK)
     rows = max(batch, min(ROWS_PER_BLOCK, math.ceil(num_tasks / (2 * plan.actors))))  # ≥ 2 blocks per actor

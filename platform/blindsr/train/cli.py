@@ -40,12 +40,15 @@ def main(
     """Parse ``argv``, train, then call ``after(cfg, outcome)``. Returns the process exit code."""
     args = parser(family, doc).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from blindsr.data.stream import DataPlanError, preflight
+
     try:
         cfg = config_from_args(family, args)
+        for source in dict.fromkeys((cfg.data.source, cfg.data.val_source)):
+            preflight(source)  # a missing dataset folder fails now, before Ray starts
     except (ConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from blindsr.data.stream import DataPlanError
     from blindsr.train.loop import NonFiniteLossError, fit
 
     try:
