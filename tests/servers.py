@@ -221,7 +221,7 @@ class MlflowServer:
         args = [
             str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend, "--serve-artifacts",
             "--artifacts-destination", self.artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", "1",
+            "--workers", "2",
         ]  # fmt: skip
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

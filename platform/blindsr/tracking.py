@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 RUN_NAME_TAG = "blindsr.run_name"
 VAL_METRIC_TAG = "val_psnr_y"
+START, END = "run start and params", "run end"  # Tracker's names of the two lifecycle calls
 
 
 def resolve_uri(configured: str | None, project_dir: str | Path | None = None) -> str:
@@ -48,7 +49,7 @@ def reachable(uri: str, timeout: float = 5.0) -> str | None:
             return f"MLflow server {uri} is unreachable ({e})"
     if uri.startswith("sqlite:///"):
         folder = Path(uri.removeprefix("sqlite:///")).parent
-        return None if folder.is_dir() else f"folder {folder} of the SQLite store does not exist"
+        return None if folder.is_dir() or not folder.exists() else f"{folder}, the SQLite store's folder, is a file"
     return None
 
 
@@ -62,17 +63,22 @@ def registered_name(model_name: str, scale: int) -> str:
 
 
 class Tracker:
-    """Rank-0 MLflow run. Failures degrade to warnings; ``skipped`` lists what was not logged."""
+    """Rank-0 MLflow run that never stops training. A failed call is skipped and warned about (once); calls
+    in the next ``retry_after`` seconds are skipped untried, then tracking is tried again (starting the run
+    then if it could not be started before), so a slow or restarted server is used again. The model and
+    the run end are always tried. ``skipped`` records what was not logged; ``summary()`` says it in a line."""
 
-    def __init__(self, uri: str, enabled: bool = True) -> None:
-        self.uri, self.enabled = uri, enabled
+    def __init__(self, uri: str, enabled: bool = True, retry_after: float = 30.0) -> None:
+        self.uri, self.enabled, self.retry_after = uri, enabled, retry_after
         self.skipped: dict[str, list[int]] = {}  # what was not logged → at which steps (if step-bound)
         self.run_id: str | None = None
         self._warned = False
+        self._paused_until = 0.0  # monotonic time before which calls are skipped untried
+        self._start_args: tuple[str, str, dict[str, Any], dict[str, str] | None] | None = None
         if enabled:
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # fail fast, then warn once
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-            reason = reachable(uri)
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # one retry, then skip and move on
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+            reason = reachable(uri, timeout=30)
             if reason:
                 self._fail("start", reason)
 
@@ -87,16 +93,28 @@ class Tracker:
 
     def _fail(self, what: str, reason: object, step: int | None = None) -> None:
         self._skip(what, step)
+        self._paused_until = time.monotonic() + self.retry_after
         if not self._warned:
-            log.warning("MLflow tracking at %s failed (%s); training continues without tracking", self.uri, reason)
+            log.warning(
+                "MLflow tracking at %s failed (%s); training continues, tracking is retried every %g s",
+                self.uri,
+                str(reason).splitlines()[0] if str(reason) else type(reason).__name__,
+                self.retry_after,
+            )
             self._warned = True
-        self.enabled = False
 
-    def _guard(self, what: str, fn: Callable[[], Any], step: int | None = None) -> Any:
+    def _guard(self, what: str, fn: Callable[[], Any], step: int | None = None, always: bool = False) -> Any:
         if not self.enabled:
-            if self._warned:
-                self._skip(what, step)
             return None
+        if not always and time.monotonic() < self._paused_until:
+            self._skip(what, step)
+            return None
+        if self.run_id is None and what != START:
+            if what != END and self._start_args is not None:
+                self._open()  # the run could not be started before: the server may be back
+            if self.run_id is None:
+                self._skip(what, step)
+                return None
         try:
             return fn()
         except Exception as e:  # any tracking error must not stop training
@@ -107,6 +125,12 @@ class Tracker:
     def start(self, experiment: str, run_name: str, params: dict[str, Any], tags: dict[str, str] | None = None) -> None:
         """Open the run named ``run_name`` in ``experiment``, reusing an earlier run of that name so a
         resumed or restarted job continues its run instead of creating a duplicate."""
+        self._start_args = (experiment, run_name, params, tags)
+        self._open()
+
+    def _open(self) -> None:
+        assert self._start_args is not None
+        experiment, run_name, params, tags = self._start_args
 
         def go() -> None:
             import mlflow
@@ -127,10 +151,14 @@ class Tracker:
                 run = mlflow.start_run(
                     experiment_id=exp_id, run_name=run_name, tags={RUN_NAME_TAG: run_name, **(tags or {})}
                 )
-                mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
             self.run_id = run.info.run_id
+            if not found:
+                mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
 
-        self._guard("run start and params", go)
+        self._guard(START, go, always=True)
+        if self.run_id is not None:
+            self.skipped.pop("start", None)
+            self.skipped.pop(START, None)
 
     def end(self, status: str = "FINISHED") -> None:
         def go() -> None:
@@ -138,7 +166,7 @@ class Tracker:
 
             mlflow.end_run(status=status)
 
-        self._guard("run end", go)
+        self._guard(END, go, always=True)
 
     # ---- logging --------------------------------------------------------------------------------
     def metrics(self, values: dict[str, float], step: int) -> None:
@@ -196,7 +224,7 @@ class Tracker:
             promote(self.uri, registered, version, val_psnr)
             return version
 
-        return self._guard("model and registry", go)
+        return self._guard("model and registry", go, always=True)
 
     def summary(self) -> str:
         """One line: all logged, or what was not (metrics condensed to their step range)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import mlflow
 import pytest
@@ -27,6 +28,24 @@ def test_tracker_summary_condenses_what_was_not_logged():
         "not logged to MLflow (http://127.0.0.1:9): start; run start and params; metrics at 3 steps (1–3); "
         "sample images at step 2; run end"
     )
+
+
+def test_tracker_starts_late_when_the_store_comes_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "restored-after-the-test")
+    store = tmp_path / "later" / "mlflow.db"
+    store.parent.write_text("a file where the store's folder should be: every call fails")
+    tracker = Tracker(f"sqlite:///{store}", retry_after=0.2)
+    tracker.start("exp", "late", {"a": 1})
+    tracker.metrics({"loss": 1.0}, step=1)  # within the pause: skipped untried
+    store.parent.unlink()
+    store.parent.mkdir()
+    time.sleep(0.3)
+    tracker.metrics({"loss": 0.5}, step=2)  # the pause is over: the run opens and this is logged
+    tracker.end()
+    assert tracker.run_id is not None
+    assert tracker.summary() == f"not logged to MLflow (sqlite:///{store}): metrics at step 1"
+    run = mlflow.MlflowClient(f"sqlite:///{store}").get_run(tracker.run_id)
+    assert run.info.status == "FINISHED" and run.data.params == {"a": "1"} and run.data.metrics == {"loss": 0.5}
 
 
 def models_list(url: str) -> list[list[str]]:

@@ -1,0 +1,88 @@
+"""Checkpoints load with ``torch.load(weights_only=True)`` and nothing user-supplied is evaluated or unpickled:
+a checkpoint carrying a code-executing pickle is refused without running it, and a scan of the package and
+the jobs finds no eval/exec, pickle loads, unsafe YAML loaders or torch.load without weights_only=True."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from blindsr.config import Config, ModelConfig
+from blindsr.models import build_model
+from blindsr.train import checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sorted([*(ROOT / "platform" / "blindsr").rglob("*.py"), *(ROOT / "jobs").glob("*.py")])
+
+
+class Payload:
+    """Unpickling this runs ``os.system``: what a hostile checkpoint would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture
+def saved(tmp_path) -> Path:
+    cfg = Config(scale=2, model=ModelConfig(name="srresnet", n_feats=8, n_blocks=1))
+    return checkpoint.save(tmp_path / "ckpt", cfg, build_model(cfg.model, cfg.scale), {"counters": [1, 2]}, {"step": 3})
+
+
+def test_every_checkpoint_file_loads_with_weights_only(saved):
+    for name in ("model.pt", "trainer.pt"):
+        torch.load(saved / name, map_location="cpu", weights_only=True)
+    assert checkpoint.read(saved).meta["step"] == 3
+
+
+@pytest.mark.parametrize("victim", ["model.pt", "trainer.pt"])
+def test_a_code_executing_checkpoint_is_refused_unexecuted(saved, tmp_path, victim):
+    marker = tmp_path / "pwned"
+    torch.save({"state": Payload(marker)}, saved / victim)
+    with pytest.raises(checkpoint.CheckpointError, match=rf"{victim}: UnpicklingError"):
+        checkpoint.read(saved)
+    assert not marker.exists()
+    assert checkpoint.latest_local(saved.parent) is None  # the driver-side resume skips it too
+
+
+def calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = (
+                f.id
+                if isinstance(f, ast.Name)
+                else f"{ast.unparse(f.value)}.{f.attr}"
+                if isinstance(f, ast.Attribute)
+                else ""
+            )
+            yield name, node
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_unsafe_deserialisation_in_the_code(path):
+    bad = []
+    for name, node in calls(ast.parse(path.read_text())):
+        where = f"{path.relative_to(ROOT)}:{node.lineno}"
+        if name in ("eval", "exec", "pickle.load", "pickle.loads", "cloudpickle.load", "cloudpickle.loads"):
+            bad.append(f"{where} calls {name}")
+        if name in ("yaml.load", "yaml.unsafe_load", "yaml.full_load"):
+            bad.append(f"{where} calls {name} (use yaml.safe_load)")
+        if name == "torch.load":
+            safe = any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords)
+            if not safe:
+                bad.append(f"{where} calls torch.load without weights_only=True")
+    assert not bad, bad
+
+
+def test_the_scan_sees_the_files():
+    names = {p.name for p in SOURCES}
+    assert {"checkpoint.py", "config.py", "train_cdsr.py"} <= names
+    found = [n for p in SOURCES for n, _ in calls(ast.parse(p.read_text())) if n == "torch.load"]
+    assert found  # the torch.load calls exist and were checked above
