@@ -104,7 +104,7 @@ def test_trials_share_the_cluster_and_one_that_cannot_fit_is_refused():
 def test_asha_rungs_sit_on_validation_steps():
     space = load_space(SPACES / "cmdsr_hp_asha.yaml")
     asha = scheduler(space, space.config("demo"))  # 500 steps, validation every 100, grace 20 %, keep 1/3
-    assert (asha._time_attr, asha._max_t, asha._reduction_factor) == ("step", 500, 3)
+    assert (asha._time_attr, asha._max_t, asha._reduction_factor) == ("step", 501, 3)  # 501: see scheduler()
     assert asha._brackets[0]._rungs[-1][0] == 100  # the first rung: the first validation
     assert scheduler(load_space(SPACES / "cmdsr_t8_t0.yaml"), space.config("demo")) is None
 
@@ -174,3 +174,35 @@ def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_pat
     assert {"report/report.md", "report/report.png"} <= {
         a.path for a in client.list_artifacts(again.parent_run_id, "report")
     }
+
+
+ASHA = """
+title: "test sweep: ASHA stops a hopeless trial"
+family: cmdsr
+base: {scaling.num_workers: 1, train.steps: 8}
+rows:
+  - {label: "learns", set: {optim.lr: 2.0e-3, optim.lr_condition: 2.0e-3}}
+  - {label: "frozen", set: {optim.lr: 1.0e-12, optim.lr_condition: 1.0e-12}}
+scheduler: {asha: {grace_fraction: 0.5, reduction_factor: 3}}
+evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_asha_stops_the_trial_that_falls_behind_at_the_first_rung(tmp_path, monkeypatch):
+    """One trial at a time, so the order is fixed: the frozen trial reaches the step-4 rung below the one that
+    learns, and ASHA stops it there; the one that learns trains all 8 steps."""
+    from blindsr.tune import run_sweep
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    space = load_space(write(tmp_path, ASHA))
+    ray.init(address="local", num_cpus=4, include_dashboard=True)  # state API: see ensure_ray
+    try:
+        outcome = run_sweep(space, "smoke", name="asha", project_dir=tmp_path, max_concurrent=1)
+    finally:
+        ray.shutdown()
+    learns, frozen = outcome.trials
+    assert (learns["row"], learns["status"], learns["step"]) == ("learns", "finished", 8)
+    assert (frozen["row"], frozen["status"], frozen["step"]) == ("frozen", "stopped early", 4), frozen
+    assert frozen["val"] < dict(learns["history"])[4]

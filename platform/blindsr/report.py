@@ -75,6 +75,7 @@ def ordering(report_rows: list[ReportRow]) -> list[str]:
         f"- paper, best first: {' > '.join(paper)}",
         f"- ours, best first: {' > '.join(ours)}",
         f"- same ordering: {same}",
+        f"- same best setting: {'yes' if ours[0] == paper[0] else 'no'} (paper: {paper[0]}; ours: {ours[0]})",
     ]
 
 

@@ -115,14 +115,17 @@ def param_space(space: Space, static: dict[str, Any]) -> dict[str, Any]:
 
 
 def scheduler(space: Space, cfg: Config) -> ASHAScheduler | None:
-    """ASHA on ``step`` with rungs on validation steps (grace = grace_fraction of train.steps), else FIFO."""
+    """ASHA on ``step`` with rungs on validation steps (grace = grace_fraction of train.steps), else FIFO.
+
+    ``max_t`` is one past ``train.steps``: at ``max_t`` ASHA stops a trial, and a stop at its last report
+    would kill the trial before it evaluates its final model."""
     if space.scheduler is None:
         return None
     every, steps = cfg.train.val_every, cfg.train.steps
     grace = max(every, math.ceil(space.scheduler["grace_fraction"] * steps / every) * every)
     return ASHAScheduler(
         time_attr="step",
-        max_t=steps,
+        max_t=steps + 1,
         grace_period=min(grace, steps),
         reduction_factor=space.scheduler["reduction_factor"],
     )

@@ -85,8 +85,10 @@ def ensure_ray(local_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init()
     else:
-        # address="local": never join a `ray start` cluster by accident (set RAY_ADDRESS to use one)
-        ray.init(address="local", num_cpus=local_cpus or max(4, os.cpu_count() or 1), include_dashboard=False)
+        # address="local": never join a `ray start` cluster by accident (set RAY_ADDRESS to use one).
+        # The dashboard serves the state API, which Ray Train's placement-group cleaner needs: without it the
+        # CPUs of a trainer killed mid-run (a trial ASHA stops) stay reserved and later trials wait for ever.
+        ray.init(address="local", num_cpus=local_cpus or max(4, os.cpu_count() or 1), include_dashboard=True)
 
 
 def resolve_paths(cfg: Config, project_dir: str | Path | None = None) -> Config:
