@@ -182,7 +182,7 @@ def test_model_sources_table(ckpt_x2, tmp_path, capsys):
     image = tmp_path / "photo.png"
     Image.fromarray(PHOTO).save(image)
 
-    one_line_error(capsys, evaluate([str(ckpt_x2), "--scale", "4"]), "upscale x4", f"{ckpt_x2} (x2)")
+    one_line_error(capsys, evaluate([str(ckpt_x2), "--scale", "4"]), "upscales x2 but the protocol is evaluated at x4")
     one_line_error(capsys, upscale_job([str(tmp_path / "nowhere"), str(image)]), "neither a models:/ or runs:/ URI")
 
     broken = tmp_path / "broken"
