@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from blindsr.train.checkpoint import read_meta
 from servers import find, finish, smoke_job, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -77,10 +78,7 @@ def test_sigkilled_train_worker_resumes_from_its_checkpoint_in_the_same_run(tmp_
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     text = finish(*smoke_job(tmp_path, "corrupt", 8))
     assert "finished at step 8" in text
-    by_step = {
-        int(p.read_text().split('"step": ')[1].split(",")[0].split("}")[0]): p.parent
-        for p in checkpoints(tmp_path, "corrupt")
-    }
+    by_step = {read_meta(p.parent)["step"]: p.parent for p in checkpoints(tmp_path, "corrupt")}
     assert set(by_step) >= {4, 8}
     model = by_step[8] / "model.pt"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # a half-written file
