@@ -17,7 +17,7 @@ from blindsr.data.sources import load_source
 from blindsr.evaluate import evaluate
 from blindsr.tracking import load_model, registered_name
 from blindsr.train.cli import main
-from blindsr.train.loop import TrainOutcome
+from blindsr.train.launch import TrainOutcome
 
 
 def evaluate_registered(cfg: Config, outcome: TrainOutcome) -> None:

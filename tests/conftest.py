@@ -7,6 +7,26 @@ import pytest
 import torch
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cpu-hog",
+        action="store_true",
+        help="keep every core busy with a spinning process for the whole session (tests/faults.py CpuHog)",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_hog(request: pytest.FixtureRequest):
+    """``pytest --cpu-hog``: the tests run beside one busy process per core (no test may race the clock)."""
+    if not request.config.getoption("--cpu-hog"):
+        yield None
+        return
+    from faults import CpuHog
+
+    with CpuHog() as hog:
+        yield hog
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if torch.cuda.is_available():
         return

@@ -120,7 +120,7 @@ base: {scaling.num_workers: 1}
 rows:
   - {label: "t0 = 1", set: {optim.t0: 1}, paper: {Set5: 27.05}}
   - label: "t0 = 2 (crashes once)"
-    set: {optim.t0: 2, train.fail_at_step: 3, train.max_failures: 0}
+    set: {optim.t0: 2, train.max_failures: 0}
     paper: {Set5: 27.10}
 evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
 """
@@ -131,19 +131,21 @@ evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
 def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_path, monkeypatch):
     from blindsr.report import write_report
     from blindsr.tune import SweepError, run_sweep
+    from faults import RaiseAt
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     space = load_space(write(tmp_path, SWEEP))
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     ray.init(address="local", num_cpus=4, include_dashboard=False)  # never a cluster another process started
     try:
-        first = run_sweep(space, "smoke", name="t0", project_dir=tmp_path)
+        crash = RaiseAt(3, when={"optim.t0": 2})  # a fresh (not a resumed) run of that row crashes at step 3
+        first = run_sweep(space, "smoke", name="t0", project_dir=tmp_path, hooks=[crash])
         assert [t["status"] for t in first.trials] == ["finished", "error"]
         assert "injected failure at step 3" in first.trials[1]["error"]
         finished_at = client.get_run(first.trials[0]["run_id"]).info.end_time
         with pytest.raises(SweepError, match="--resume"):
             run_sweep(space, "smoke", name="t0", project_dir=tmp_path)
-        again = run_sweep(space, "smoke", name="t0", project_dir=tmp_path, resume=True)
+        again = run_sweep(space, "smoke", name="t0", project_dir=tmp_path, resume=True, hooks=[crash])
     finally:
         ray.shutdown()
     done, resumed = again.trials

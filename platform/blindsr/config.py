@@ -192,7 +192,6 @@ class TrainConfig:
     val_crop: int = 96  # HR side of the centre crop of each validation image (0: whole image)
     val_images: int = 3
     max_nonfinite: int = 20  # stop after this many NaN/Inf losses in a row
-    fail_at_step: int = 0  # tests only: raise once at this step of a fresh (not restored) run
 
     def problems(self) -> list[tuple[str, str]]:
         out = [
@@ -201,9 +200,7 @@ class TrainConfig:
             if getattr(self, k) < 1
         ]
         out += [
-            (k, f"must be >= 0, got {getattr(self, k)}")
-            for k in ("max_failures", "val_crop", "fail_at_step")
-            if getattr(self, k) < 0
+            (k, f"must be >= 0, got {getattr(self, k)}") for k in ("max_failures", "val_crop") if getattr(self, k) < 0
         ]
         return out
 
@@ -214,6 +211,10 @@ class TrackingConfig:
     experiment: str | None = None  # None: one experiment per model family
     register: bool = True
     log_images: bool = True
+    retry_every_s: float = 30.0  # after a failed call, skip tracking this long, then try the server again
+
+    def problems(self) -> list[tuple[str, str]]:
+        return [("retry_every_s", f"must be >= 0, got {self.retry_every_s}")] if self.retry_every_s < 0 else []
 
 
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement-group strategies

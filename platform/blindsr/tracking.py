@@ -1,6 +1,6 @@
 """MLflow tracking and model registry: the only module that imports ``mlflow``.
 
-Everything here runs on rank 0 only (``Tracker.for_rank``) and never lets a tracking failure stop
+Everything here runs on rank 0 only (``Tracker(enabled=rank == 0)``) and never lets a tracking failure stop
 training: the first failure warns once, later calls become no-ops, and ``summary()`` says at the end
 what was not logged. The tracking URI is resolved once on the driver (``resolve_uri``) and handed to the
 workers inside the config, because a Ray job's or trial's working directory is a temporary folder.
@@ -81,10 +81,6 @@ class Tracker:
             reason = reachable(uri, timeout=30)
             if reason:
                 self._fail("start", reason)
-
-    @classmethod
-    def for_rank(cls, rank: int, uri: str) -> Tracker:
-        return cls(uri, enabled=rank == 0)
 
     def _skip(self, what: str, step: int | None) -> None:
         steps = self.skipped.setdefault(what, [])
@@ -239,6 +235,29 @@ class Tracker:
                 what += f" at {len(at)} steps ({at[0]}–{at[-1]})"
             parts.append(what)
         return f"not logged to MLflow ({self.uri}): " + "; ".join(parts)
+
+
+def close_run(uri: str, experiment: str, run_name: str, status: str) -> str | None:
+    """Set the run named ``run_name`` to ``status`` if it is still RUNNING (the driver's close of a run whose
+    workers died or could not log its end). Never raises: returns None when done or nothing to do, else the
+    reason it could not (the store unreachable or absent)."""
+    if reason := reachable(uri):
+        return reason
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None  # no store, so no run to close
+    try:
+        import mlflow
+
+        client = mlflow.MlflowClient(uri)
+        exp = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([exp.experiment_id], f"tags.`{RUN_NAME_TAG}` = '{run_name}'") if exp else []
+        for run in runs:
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, status)
+    except Exception as e:  # closing is best effort: the training's own error is what the user must see
+        log.warning("could not close MLflow run %s as %s: %s", run_name, status, e)
+        return str(e)
+    return None
 
 
 class RegistryError(LookupError):

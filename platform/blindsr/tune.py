@@ -1,7 +1,7 @@
 """Ray Tune sweeps: ``Tuner`` → ``driver(trial)`` → ``TorchTrainer`` → ``train_fn_per_worker``.
 
 In Ray 2.60 (Train V2) a ``TorchTrainer`` cannot be handed to a ``Tuner``; each trial runs :func:`driver`, a
-function trainable that builds the trial's config and calls ``train.loop.fit`` with ``TuneReportCallback``, so
+function trainable that builds the trial's config and calls ``train.launch.fit`` with ``TuneReportCallback``, so
 Tune sees rank 0's ``{"step", "val/psnr_y"}`` at every validation (what ASHA prunes on). The driver then
 evaluates the trial's final checkpoint with the file's protocol in a Ray task (on a GPU when training used
 one) and reports ``eval/<protocol>/<set>/<degradation>/{psnr,ssim}_y``.
@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ from blindsr.report import trials_csv, trials_markdown
 from blindsr.space import Space
 from blindsr.tracking import Tracker, log_evaluation
 from blindsr.train import checkpoint
-from blindsr.train.loop import VAL_METRIC, ensure_ray, fit, resolve_paths, use_gpu
+from blindsr.train.launch import VAL_METRIC, ensure_ray, fit, resolve_paths, use_gpu
+from blindsr.train.runner import LoopHook
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +165,9 @@ def trial_config(config: dict[str, Any]) -> tuple[Config, str | None]:
     return apply_overrides(cfg, {**static["rows"].get(label, {}), **sampled}, origin="trial"), label
 
 
-def driver(config: dict[str, Any]) -> None:
-    """Tune function trainable: train the trial with a ``TorchTrainer``, then evaluate its final checkpoint."""
+def driver(config: dict[str, Any], hooks: Sequence[LoopHook] = ()) -> None:
+    """Tune function trainable: train the trial with a ``TorchTrainer``, then evaluate its final checkpoint.
+    ``hooks`` run in the trial's training loop (``fit(hooks=...)``)."""
     static = config[STATIC]
     cfg, label = trial_config(config)
     trial_id = tune.get_context().get_trial_id()
@@ -172,7 +175,9 @@ def driver(config: dict[str, Any]) -> None:
     tags = {SWEEP_TAG: static["name"], ROW_TAG: label or trial_id}
     if static["parent_run_id"]:
         tags["mlflow.parentRunId"] = static["parent_run_id"]
-    outcome = fit(cfg, static["project_dir"], callbacks=[TuneReportCallback()], tags=tags, cluster=static["cluster"])
+    outcome = fit(
+        cfg, static["project_dir"], callbacks=[TuneReportCallback()], tags=tags, cluster=static["cluster"], hooks=hooks
+    )
     final: dict[str, Any] = {"step": outcome.step, VAL_METRIC: outcome.metrics.get(VAL_METRIC, math.nan)}
     if outcome.checkpoint is not None:
         # outside the trial's placement group: the train workers' resources are free again by now
@@ -238,8 +243,10 @@ def run_sweep(
     project_dir: str | Path | None = None,
     bench_root: str | None = None,
     max_concurrent: int | None = None,
+    hooks: Sequence[LoopHook] = (),
 ) -> SweepOutcome:
-    """Run (or with ``resume`` continue) the sweep ``space`` at ``budget``; write and log its results table."""
+    """Run (or with ``resume`` continue) the sweep ``space`` at ``budget``; write and log its results table.
+    ``hooks`` run in every trial's training loop (the reliability tests' fault injection)."""
     project = Path(project_dir or Path.cwd()).resolve()
     cfg = resolve_paths(space.config(budget, [*SWEEP_DEFAULTS, *(overrides or [])]), project)
     name = name or f"{space.name}-{budget}"
@@ -286,7 +293,7 @@ def run_sweep(
         "cluster": share.cluster,
         "evaluate": evaluation,
     }
-    trainable = tune.with_resources(driver, {"CPU": DRIVER_CPUS})
+    trainable = tune.with_resources(tune.with_parameters(driver, hooks=list(hooks)), {"CPU": DRIVER_CPUS})
     if resume:
         tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_errored=True)
     else:

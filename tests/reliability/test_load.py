@@ -1,7 +1,9 @@
 """Load: a sweep of 4 smoke trials all running at once on this 2-core machine (Ray told it has 24 CPUs, so
 nothing but the scheduler stops them), each with its TorchTrainer, train worker, degradation actor and Ray
 Data read tasks, tracked over HTTP on the PostgreSQL-backed MLflow server. It must finish without deadlock or
-starvation: every trial trains all its steps, the 4 nested runs overlap in time, the report is logged."""
+starvation: every trial trains all its steps, the 4 nested runs overlap in time (each waits after its first step
+until all four have got there, so a scheduler that ran them one after another would hang, not race), the report
+is logged."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import ray
 from blindsr.report import write_report
 from blindsr.space import load_space
 from blindsr.tune import run_sweep
+from faults import Barrier
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -34,8 +37,9 @@ def test_four_concurrent_smoke_trials_finish(tracking_server, tmp_path):
     ray.init(address="local", num_cpus=24, include_dashboard=True)  # state API: see ensure_ray
     try:
         outcome = run_sweep(
-            load_space(tmp_path / "load.yaml"), "smoke", overrides, name="load", project_dir=tmp_path, max_concurrent=4
-        )
+            load_space(tmp_path / "load.yaml"), "smoke", overrides, name="load", project_dir=tmp_path,
+            max_concurrent=4, hooks=[Barrier(tmp_path, parties=4)],
+        )  # fmt: skip
     finally:
         ray.shutdown()
     assert [(t["status"], t["step"]) for t in outcome.trials] == [("finished", 6)] * 4, outcome.trials

@@ -1,18 +1,25 @@
 """A real MLflow tracking server (``mlflow server``, PostgreSQL backend, served artifacts) that goes away in
-the middle of a training job: training finishes, warns once and says what was not logged; after a restart
-the registry is what it was before the outage."""
+the middle of a training run, at a step the test chooses: training finishes, warns once and says what was not
+logged; a server that is back gets the rest and the run's end; after a restart the registry is intact."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import mlflow
 import pytest
+import ray
 
+from blindsr.config import Config, build_config
 from blindsr.tracking import Tracker
-from servers import ROOT, MlflowServer, finish, smoke_job, wait_for
+from blindsr.train.launch import fit
+from faults import Gate, PauseAt
+from servers import ROOT, MlflowServer
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -48,6 +55,16 @@ def test_tracker_starts_late_when_the_store_comes_back(tmp_path, monkeypatch):
     assert run.info.status == "FINISHED" and run.data.params == {"a": "1"} and run.data.metrics == {"loss": 0.5}
 
 
+def smoke(name: str, url: str, *overrides: str) -> Config:
+    """CMDSR smoke on one worker, every step logged, a failed server retried at the very next call."""
+    every = ["train.log_every=1", "train.val_every=4", "train.checkpoint_every=4", "tracking.retry_every_s=0"]
+    cfg = build_config(
+        "cmdsr_smoke", overrides=["scaling.num_workers=1", f"tracking.tracking_uri={url}", *every, *overrides]
+    )
+    cfg.name = name
+    return cfg
+
+
 def models_list(url: str) -> list[list[str]]:
     """The rows of ``jobs/models.py list``: model, version, aliases, val psnr_y, created, run."""
     done = subprocess.run(
@@ -62,38 +79,71 @@ def models_list(url: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
-def test_server_stopped_mid_run(postgres_database, tmp_path):
+def worker_warnings(text: str) -> int:
+    """How often the Ray workers of this session logged ``text`` (their log files, not the racy console copy)."""
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    return sum(f.read_text(errors="replace").count(text) for f in logs.glob("worker-*.err"))
+
+
+def operate(steps: list[tuple[Gate, Callable[[], object]]]) -> threading.Thread:
+    """In the background: at each gate the job reaches, do the action (stop or start the server), then open it."""
+
+    def run() -> None:
+        for gate, action in steps:
+            gate.wait_arrived()
+            action()
+            gate.open()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_server_outage_during_and_at_the_end_of_runs(postgres_database, tmp_path, monkeypatch):
+    """The server stops after step 2 and is back after step 5 (gates, not timers): training goes on, logging
+    resumes, the run ends FINISHED with what was lost named. A second run loses the server for good after step
+    2: it finishes, says what was not logged, and the registry is what it was before."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     server = MlflowServer(postgres_database("outage"), tmp_path / "artifacts").start()
+    ray.init(address="local", num_cpus=4, include_dashboard=False)
     try:
-        finish(*smoke_job(tmp_path, "before", 4, tracking=server.url))  # registers cmdsr_x2 version 1
-        before = models_list(server.url)
-
-        proc, log = smoke_job(tmp_path, "outage", 40, "--set", "train.log_every=1", tracking=server.url)
+        cfg = smoke("before", server.url, "train.steps=4")
+        assert fit(cfg, tmp_path).model_version == "1"
         client = mlflow.MlflowClient(server.url)
-        experiment = client.get_experiment_by_name("blindsr-cmdsr").experiment_id
 
-        def logging_steps():
-            runs = client.search_runs([experiment], "tags.`blindsr.run_name` = 'outage'")
-            return runs and client.get_metric_history(runs[0].info.run_id, "train/loss_l1")
+        down, back = Gate(tmp_path, "down"), Gate(tmp_path, "back")
+        operator = operate([(down, server.stop), (back, server.start)])
+        outcome = fit(
+            smoke("outage", server.url, "train.steps=8"), tmp_path, hooks=[PauseAt(2, down), PauseAt(5, back)]
+        )
+        operator.join()
+        assert outcome.step == 8 and outcome.model_version == "2"  # registered once the server was back
+        assert (
+            outcome.tracking
+            == f"not logged to MLflow ({server.url}): metrics at 3 steps (3–5); sample images at step 4"
+        )
+        run = client.get_run(outcome.run_id)
+        assert run.info.status == "FINISHED"  # closed by the end of training, the server being back
+        logged = {m.step for m in client.get_metric_history(run.info.run_id, "train/loss_l1")}
+        assert logged == {1, 2, 6, 7, 8}  # logging resumed at the first step after the server came back
+        assert worker_warnings(f"MLflow tracking at {server.url} failed") == 1  # warned once
 
-        logged = wait_for(logging_steps, 300, "the first logged steps", proc, log)
-        server.stop()
-        text = finish(proc, log)
+        before = models_list(server.url)
+        gone = Gate(tmp_path, "gone")
+        operator = operate([(gone, server.stop)])
+        lost = fit(smoke("lost", server.url, "train.steps=4"), tmp_path, hooks=[PauseAt(2, gone)])
+        operator.join()
     finally:
         server.stop()
+        ray.shutdown()
 
-    assert "finished at step 40" in text
-    assert text.count(f"MLflow tracking at {server.url} failed") == 1, text[-5000:]  # warned once
-    summary = next(line for line in text.splitlines() if line.startswith("tracking: "))
-    assert summary.startswith(f"tracking: not logged to MLflow ({server.url}): metrics at "), summary
-    first_lost = max(m.step for m in logged) + 1
-    assert "–40)" in summary and "model and registry" in summary and "run end" in summary, summary
-    assert int(summary.split("steps (")[1].split("–")[0]) >= first_lost
-
+    assert lost.step == 4 and lost.model_version is None
+    assert lost.tracking.startswith(f"not logged to MLflow ({server.url}): metrics at 2 steps (3–4)"), lost.tracking
+    assert "model and registry" in lost.tracking and "run end" in lost.tracking, lost.tracking
     server.start()  # the same database behind a new server process
-    after = models_list(server.url)
-    assert after == before  # version 1 and its aliases intact, no half-registered version from the outage
-    assert [row[:3] for row in after] == [["cmdsr_x2", "1", "champion"]]
-    run = client.search_runs([experiment], "tags.`blindsr.run_name` = 'outage'")[0]
-    assert run.info.status == "RUNNING"  # its end was never logged, as the summary said
-    server.stop()
+    try:
+        after = models_list(server.url)
+    finally:
+        server.stop()
+    assert after == before  # versions 1 and 2 and their aliases intact, no half-registered version from the outage
+    assert [row[:2] for row in after] == [["cmdsr_x2", "2"], ["cmdsr_x2", "1"]]

@@ -158,10 +158,13 @@ def build_dataset(
     num_tasks: int,
     first_task: int = 0,
     plan: DataPlan | None = None,
+    worker_cls: type[DegradeWorker] = DegradeWorker,
 ) -> ray.data.Dataset:
-    """``num_tasks`` task rows (ids ``first_task …``) made by a fixed pool of DegradeWorker actors.
+    """``num_tasks`` task rows (ids ``first_task …``, in that order) made by a fixed pool of ``worker_cls`` actors.
 
-    Returns a lazy dataset of rows ``schema.task_schema(cfg.data.patches_per_task, p, p, cfg.scale)``.
+    Rows come out in task-id order (``preserve_order``): a run's data order is a function of its seed, and a
+    resumed run continues exactly where its checkpoint left the stream. Returns a lazy dataset of rows
+    ``schema.task_schema(cfg.data.patches_per_task, p, p, cfg.scale)``.
     """
     if num_tasks < 1:
         raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
@@ -171,7 +174,7 @@ def build_dataset(
     rows = max(batch, min(ROWS_PER_BLOCK, math.ceil(num_tasks / (2 * plan.actors))))  # ≥ 2 blocks per actor
     blocks = min(MAX_READ_BLOCKS, math.ceil(num_tasks / rows))
     ds = ray.data.range(num_tasks, override_num_blocks=blocks).map_batches(
-        DegradeWorker,
+        worker_cls,
         fn_constructor_kwargs={
             "data": cfg.data,
             "degradation": cfg.degradation,
@@ -185,17 +188,21 @@ def build_dataset(
         batch_format="numpy",
         **map_kwargs(plan),
     )
-    if stream == "val":
-        ds.context.execution_options.preserve_order = True
+    ds.context.execution_options.preserve_order = True
     return ds
 
 
 def train_dataset(
-    cfg: Config, steps: int | None = None, first_task: int = 0, plan: DataPlan | None = None
+    cfg: Config,
+    steps: int | None = None,
+    first_task: int = 0,
+    plan: DataPlan | None = None,
+    worker_cls: type[DegradeWorker] = DegradeWorker,
 ) -> ray.data.Dataset:
     """Training rows for ``steps`` (default ``cfg.train.steps``) batches of ``data.task_size`` per train worker."""
     steps = cfg.train.steps if steps is None else steps
-    return build_dataset(cfg, "train", steps * cfg.data.task_size * cfg.scaling.num_workers, first_task, plan)
+    num_tasks = steps * cfg.data.task_size * cfg.scaling.num_workers
+    return build_dataset(cfg, "train", num_tasks, first_task, plan, worker_cls)
 
 
 def val_dataset(cfg: Config, plan: DataPlan | None = None) -> ray.data.Dataset:

@@ -49,10 +49,10 @@ def main(
     except (ConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from blindsr.train.loop import NonFiniteLossError, fit
+    from blindsr.train.launch import NonFiniteLossError, fit, resolve_paths
 
     try:
-        outcome = fit(cfg)
+        outcome = fit(resolve_paths(cfg))  # resolved here too: ``after`` reads the same MLflow URI
     except (ConfigError, DatasetError, DataPlanError, NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,144 @@
+"""The function every Ray Train worker runs: ``train_fn_per_worker(config)``.
+
+It builds the model and its pure ``train_step`` from the config, restores the checkpoint the driver chose
+(``blindsr.train.launch``), and hands its dataset shard to the Ray-free loop core
+(:func:`blindsr.train.runner.run_steps`) with three callables: MLflow logging and validation on rank 0,
+and the collective ``ray.train.report`` that writes a checkpoint. Rank 0 tracks to MLflow and registers the
+model at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import ray.train.torch
+import torch
+from ray.train import Checkpoint
+
+from blindsr.config import Config, flatten, from_dict, save_yaml
+from blindsr.data.stream import DataMeter
+from blindsr.models import build_model, count_parameters
+from blindsr.tracking import Tracker, experiment_name, registered_name
+from blindsr.train import checkpoint
+from blindsr.train.distributed import all_gather_cat, world_size
+from blindsr.train.runner import Cadence, Metrics, run_steps
+from blindsr.train.step import make_step
+from blindsr.validation import build_val_set, validate
+
+log = logging.getLogger(__name__)
+
+VAL_METRIC = "val/psnr_y"
+
+
+def cadence(cfg: Config) -> Cadence:
+    t = cfg.train
+    return Cadence(t.steps, t.log_every, t.val_every, t.checkpoint_every, t.max_nonfinite)
+
+
+def _restore(given: Checkpoint | None, expected: int, model: torch.nn.Module, step_fn: Any) -> int:
+    """Load the checkpoint the driver chose (it has read it whole already) and return its step.
+
+    The driver started this attempt's stream right after that step, so the step read here must be the one
+    it expected: anything else would train on the wrong tasks, and fails instead."""
+    if given is None:
+        return 0
+    with given.as_directory() as folder:
+        saved = checkpoint.read(folder)
+    step = int(saved.meta["step"])
+    if step != expected:
+        raise checkpoint.CheckpointError(
+            f"{given.path} holds step {step}, the driver planned the stream after {expected}"
+        )
+    model.load_state_dict(saved.model)
+    step_fn.load_state_dict(saved.trainer)
+    return step
+
+
+def _report(cfg: Config, model: torch.nn.Module, step_fn: Any, i: int, rank: int, extra: Metrics) -> None:
+    """Rank 0 writes the checkpoint; every rank calls ``ray.train.report`` (it is collective)."""
+    if rank != 0:
+        ray.train.report({"step": i}, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory(prefix="blindsr-ckpt-") as tmp:
+        checkpoint.save(tmp, cfg, model, step_fn.state_dict(), {"step": i, **extra})
+        ray.train.report({"step": i, **extra}, checkpoint=Checkpoint.from_directory(tmp))
+
+
+def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
+    cfg: Config = from_dict(Config, config["cfg"], origin="train_loop_config")
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build_model(cfg.model, cfg.scale)
+    # Gradients are averaged by the steps themselves (see train/distributed.py), not by a DDP wrapper.
+    model = ray.train.torch.prepare_model(model, parallel_strategy=None)
+    if world > 1 and hasattr(getattr(model, "encoder", None), "key_gather"):
+        model.encoder.key_gather = all_gather_cat  # one MoCo queue across ranks, as with DDP + gathered keys
+    step_fn = make_step(model, cfg.optim, cfg.loss, torch.Generator().manual_seed(cfg.seed * 1009 + rank))
+    assert world_size() == world, "the process group Ray Train set up is missing"
+
+    start = _restore(config["resume"], config["resume_step"], model, step_fn)
+    model.to(device)
+
+    tracker = Tracker(cfg.tracking.tracking_uri or "", enabled=rank == 0, retry_after=cfg.tracking.retry_every_s)
+    val_set = build_val_set(cfg) if rank == 0 else []
+    if rank == 0:
+        params = {**flatten(cfg), "model/parameters": count_parameters(model), "scaling/world_size": world}
+        tracker.start(experiment_name(cfg.model.name, cfg.tracking.experiment), cfg.name, params, config.get("tags"))
+        with tempfile.TemporaryDirectory() as tmp:
+            tracker.artifact(save_yaml(cfg, Path(tmp) / "config.yaml"))
+
+    shard = ray.train.get_dataset_shard("train")
+    meter = DataMeter(shard.iter_torch_batches(batch_size=cfg.data.task_size), actors=config["actors"], consumers=world)
+
+    def log_metrics(metrics: Metrics, step: int) -> None:
+        if rank == 0:
+            tracker.metrics({**metrics, **meter.metrics()}, step=step)
+
+    def validate_(step: int) -> Metrics:
+        if rank != 0:
+            return {}
+        values, picture = validate(model, val_set, cfg.scale, samples=2 if cfg.tracking.log_images else 0)
+        tracker.metrics(values, step=step)
+        if picture is not None:
+            tracker.image(picture, f"samples/step_{step:07d}.png", step=step)
+        log.info("step %d: %s %.2f dB", step, VAL_METRIC, values[VAL_METRIC])
+        return values
+
+    def save(step: int, values: Metrics) -> None:
+        _report(cfg, model, step_fn, step, rank, {k: v for k, v in values.items() if k == VAL_METRIC})
+
+    hooks = config.get("hooks", ())
+    for hook in hooks:
+        hook.begin(cfg, start, rank)
+    model.train()
+    run_dir = Path(cfg.train.storage_path or "") / cfg.name
+    result = run_steps(
+        step_fn, meter, cadence(cfg), start=start, tasks_per_step=cfg.data.task_size, device=device,
+        log=log_metrics, validate=validate_, save=save, hooks=hooks, rank=rank, where=str(run_dir),
+    )  # fmt: skip
+
+    version = None
+    if rank == 0 and result.stopped is None and cfg.tracking.register and result.step > start:
+        example = torch.rand(1, 3, 24, 32)
+        version = tracker.log_model(
+            model, registered_name(cfg.model.name, cfg.scale), example, result.val_metrics.get(VAL_METRIC)
+        )
+        model.to(device)
+    if rank == 0:
+        tracker.end("FAILED" if result.stopped else "FINISHED")
+    return {
+        "run_dir": str(run_dir),
+        "step": result.step,
+        "metrics": {**result.metrics, **result.val_metrics},
+        "model_version": version,
+        "run_id": tracker.run_id,
+        "tracking": tracker.summary(),
+        "stopped": result.stopped,
+        "resumed": start,
+    }

@@ -1,0 +1,195 @@
+"""Deterministic fault injection for the reliability tests, and the CPU hog they must pass beside.
+
+Every fault is reached at a point the test chooses, never by racing a timer: loop hooks act after a given
+step (SIGKILL this very train worker, raise, or pause at a :class:`Gate` until the test opens it), and
+:func:`kill_once_worker` makes a degradation actor SIGKILL itself while it makes its first batch, so the
+stream cannot have finished first. The only timeouts here are failure guards (a hang fails the test).
+
+``CpuHog`` keeps every core busy beside a test run (``pytest --cpu-hog``, see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray.cloudpickle
+
+from blindsr.config import Config, flatten
+from blindsr.data.actor import DegradeWorker
+from blindsr.train.runner import LoopHook
+
+# Hooks and worker classes travel to Ray workers, which cannot import this tests/ module: send it by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+GUARD_S = 600.0  # a failure guard, not a schedule: only a hang takes this long
+
+
+class Gate:
+    """A cross-process rendezvous in a folder: one side ``pause()``s (says it arrived, waits to be let
+    through), the other ``wait_arrived()`` then ``open()``."""
+
+    def __init__(self, folder: str | Path, name: str) -> None:
+        self.arrived_file, self.open_file = Path(folder) / f"{name}.arrived", Path(folder) / f"{name}.open"
+
+    def pause(self) -> None:
+        self.arrived_file.touch()
+        _poll(self.open_file.exists, f"{self.open_file} (opened by the test)")
+
+    def wait_arrived(self) -> None:
+        _poll(self.arrived_file.exists, f"{self.arrived_file} (the job reaching its gate)")
+
+    def open(self) -> None:
+        self.open_file.touch()
+
+
+def _poll(condition, what: str, guard: float = GUARD_S) -> None:
+    deadline = time.monotonic() + guard
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {guard:.0f} s for {what}")
+        time.sleep(0.05)
+
+
+def _once(marker: Path) -> bool:
+    """True for the first caller across all processes (atomic create of ``marker``)."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, str(time.time()).encode())
+    os.close(fd)
+    return True
+
+
+# ---- training-loop hooks ------------------------------------------------------------------------------
+
+
+class RecordTaskIds(LoopHook):
+    """Appends ``{"start", "rank", "step", "ids"}`` per step to a JSON-lines file (one per rank)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder, self.start = Path(folder), 0
+
+    def begin(self, cfg: Config, start: int, rank: int) -> None:
+        self.start = start
+
+    def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
+        ids = [int(i) for i in np.asarray(batch["task_id"])]
+        with open(self.folder / f"task_ids.rank{rank}.jsonl", "a") as f:
+            f.write(json.dumps({"start": self.start, "rank": rank, "step": step, "ids": ids}) + "\n")
+
+    def read(self, rank: int = 0) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (self.folder / f"task_ids.rank{rank}.jsonl").read_text().splitlines()]
+
+
+class KillAt(LoopHook):
+    """SIGKILL the rank-0 train worker's own process right after step ``step``, once per ``marker``."""
+
+    def __init__(self, step: int, marker: str | Path) -> None:
+        self.step, self.marker = step, Path(marker)
+
+    def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
+        if step == self.step and rank == 0 and _once(self.marker):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def killed_at(self) -> float:
+        """Wall time of the kill (seconds)."""
+        return float(self.marker.read_text())
+
+
+class RaiseAt(LoopHook):
+    """Raise on every rank at step ``step`` of a fresh attempt of a run whose flattened config contains
+    ``when`` (a crash in the training code; a resumed attempt passes)."""
+
+    def __init__(self, step: int, when: Mapping[str, Any] | None = None) -> None:
+        self.step, self.when, self.armed = step, dict(when or {}), False
+
+    def begin(self, cfg: Config, start: int, rank: int) -> None:
+        flat = flatten(cfg)
+        self.armed = start == 0 and all(flat.get(k) == v for k, v in self.when.items())
+
+    def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
+        if self.armed and step == self.step:
+            raise RuntimeError(f"injected failure at step {step}")
+
+
+class PauseAt(LoopHook):
+    """Rank 0 stops after step ``step`` at ``gate`` until the test opens it."""
+
+    def __init__(self, step: int, gate: Gate) -> None:
+        self.step, self.gate = step, gate
+
+    def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
+        if step == self.step and rank == 0:
+            self.gate.pause()
+
+
+class Barrier(LoopHook):
+    """Every run holds after step ``step`` until ``parties`` runs have got there (proves they overlap)."""
+
+    def __init__(self, folder: str | Path, parties: int, step: int = 1) -> None:
+        self.folder, self.parties, self.step = Path(folder), parties, step
+        self.name = ""
+
+    def begin(self, cfg: Config, start: int, rank: int) -> None:
+        self.name = cfg.name
+
+    def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
+        if step == self.step and rank == 0:
+            (self.folder / f"{self.name}.at_barrier").touch()
+            _poll(lambda: len(list(self.folder.glob("*.at_barrier"))) >= self.parties, f"{self.parties} runs")
+
+
+# ---- degradation actors -------------------------------------------------------------------------------
+
+
+def kill_once_worker(marker: str | Path) -> type[DegradeWorker]:
+    """A DegradeWorker whose first batch, across all its actors and restarts, SIGKILLs its own process before
+    returning any row: the stream is still running (that batch is unfinished) when the actor dies."""
+
+    class KillOnceDegradeWorker(DegradeWorker):
+        def __call__(self, batch: dict[str, np.ndarray]):
+            rows = super().__call__(batch)
+            if _once(Path(marker)):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return rows
+
+    return KillOnceDegradeWorker
+
+
+# ---- the CPU hog --------------------------------------------------------------------------------------
+
+
+def _spin() -> None:
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) % 2**31
+
+
+class CpuHog:
+    """One busy process per core (``processes``, default ``os.cpu_count()``) for the life of the context."""
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.n = processes or os.cpu_count() or 1
+        self.procs: list[mp.Process] = []
+
+    def __enter__(self) -> CpuHog:
+        ctx = mp.get_context("spawn")
+        self.procs = [ctx.Process(target=_spin, daemon=True) for _ in range(self.n)]
+        for p in self.procs:
+            p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.kill()
+            p.join()
