@@ -254,18 +254,6 @@ def train_job(script: str, *args: str, env: dict[str, str] | None = None, log: P
     )
 
 
-def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
-    """Poll ``condition()`` until it returns something truthy; fail naming ``what`` (and the job's output)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := condition():
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"job exited ({proc.returncode}) before {what}:\n{output(log)[-4000:]}")
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}:\n{output(log)[-4000:]}")
-
-
 def output(log: Path | None) -> str:
     return log.read_text(errors="replace") if log and log.exists() else ""
 

@@ -253,6 +253,7 @@ def collect(ds, batch_size: int = K) -> list[dict[str, np.ndarray]]:
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_train_stream_under_training_load_groups_every_batch(ray_session, folder):
     """2 CPUs held by stand-in train workers, 2 actors asked at 1 CPU: the plan shrinks them, nothing hangs."""
     from blindsr.data.stream import DataMeter, plan_resources, train_dataset
@@ -290,6 +291,7 @@ def test_train_stream_under_training_load_groups_every_batch(ray_session, folder
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_val_stream_is_identical_across_runs(ray_session, folder):
     """Two runs, and even two pool sizes (so other actors make each row), give the same rows in the same order."""
     from blindsr.data.stream import val_dataset
@@ -304,6 +306,7 @@ def test_val_stream_is_identical_across_runs(ray_session, folder):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_stream_survives_a_killed_actor(ray_session, folder, tmp_path):
     """An actor SIGKILLs itself in the middle of its first batch (tests/faults.py), so the stream is running
     when it dies whatever the machine's speed: Ray restarts it, re-runs the batch, and every row arrives once,

@@ -120,6 +120,7 @@ def test_job_end_to_end_from_the_registry(tmp_path, capsys):
 
 
 @pytest.mark.ray
+@pytest.mark.slow
 def test_ray_evaluation_equals_the_local_run(tmp_path):
     """Cases spread over Ray tasks that load the model from a checkpoint folder give the local numbers."""
     import ray

@@ -91,6 +91,8 @@ def test_training_loader_table(fuzz_folder, caplog):
     assert "skipped 4 (3 unreadable, 1 too small)" in pool.summary()
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_training_job_on_the_fuzzed_folder_skips_and_finishes(fuzz_folder, tmp_path):
     text = finish(*smoke_job(tmp_path, "fuzz", 2, "--set", f"data.source={fuzz_folder}"))
     assert "finished at step 2" in text
