@@ -142,6 +142,9 @@ def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_pat
         first = run_sweep(space, "smoke", name="t0", project_dir=tmp_path, hooks=[crash])
         assert [t["status"] for t in first.trials] == ["finished", "error"]
         assert "injected failure at step 3" in first.trials[1]["error"]
+        sweeps = client.get_experiment_by_name("blindsr-sweeps").experiment_id
+        crashed = client.search_runs([sweeps], "tags.`blindsr.row` = 't0 = 2 (crashes once)'")
+        assert [r.info.status for r in crashed] == ["FAILED"]  # closed by the driver, not left RUNNING
         finished_at = client.get_run(first.trials[0]["run_id"]).info.end_time
         with pytest.raises(SweepError, match="--resume"):
             run_sweep(space, "smoke", name="t0", project_dir=tmp_path)
@@ -157,10 +160,9 @@ def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_pat
     (psnr, ssim), bicubic = done["eval"]["ours"]["corpus"], done["eval"]["bicubic"]["corpus"]  # no Set5 here
     assert psnr > 0 and 0 < ssim <= 1 and bicubic[0] > 15  # 4 smoke steps are far from bicubic, as they should be
 
-    exp = client.get_experiment_by_name("blindsr-sweeps").experiment_id
-    parents = client.search_runs([exp], "tags.`blindsr.run_name` = 't0'")
+    parents = client.search_runs([sweeps], "tags.`blindsr.run_name` = 't0'")
     assert len(parents) == 1 and parents[0].info.run_id == again.parent_run_id == first.parent_run_id
-    children = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{again.parent_run_id}'")
+    children = client.search_runs([sweeps], f"tags.`mlflow.parentRunId` = '{again.parent_run_id}'")
     assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
     child = next(c for c in children if c.info.run_id == resumed["run_id"])
     assert [m.step for m in client.get_metric_history(child.info.run_id, "val/psnr_y")] == [2, 4]
