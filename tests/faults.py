@@ -122,6 +122,29 @@ class RaiseAt(LoopHook):
             raise RuntimeError(f"injected failure at step {step}")
 
 
+class TruncateNewestAndRaise(LoopHook):
+    """At step ``step`` of a fresh attempt: rank 0 cuts the newest checkpoint of the run in ``run_dir`` to half
+    (a worker that died while writing it), then every rank raises (the others only once it is cut)."""
+
+    def __init__(self, step: int, run_dir: str | Path) -> None:
+        self.step, self.run_dir, self.armed = step, Path(run_dir), False
+
+    def begin(self, cfg: Config, start: int, rank: int) -> None:
+        self.armed = start == 0
+
+    def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
+        if not (self.armed and step == self.step):
+            return
+        done = self.run_dir / "truncated"
+        if rank == 0:
+            newest = max(self.run_dir.glob("checkpoint_*/state.json"), key=lambda p: json.loads(p.read_text())["step"])
+            model = newest.parent / "model.pt"
+            model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+            done.write_text(str(newest.parent))
+        _poll(done.exists, f"{done} (rank 0 cutting the newest checkpoint)")
+        raise RuntimeError(f"injected failure at step {step} after cutting {done.read_text()}/model.pt")
+
+
 class PauseAt(LoopHook):
     """Rank 0 stops after step ``step`` at ``gate`` until the test opens it."""
 

@@ -99,25 +99,23 @@ def operate(steps: list[tuple[Gate, Callable[[], object]]]) -> threading.Thread:
     return thread
 
 
-def test_server_outage_during_and_at_the_end_of_runs(postgres_database, tmp_path, monkeypatch):
+def test_server_outage_during_and_at_the_end_of_a_run(postgres_database, tmp_path, monkeypatch):
     """The server stops after step 2 and is back after step 5 (gates, not timers): training goes on, logging
-    resumes, the run ends FINISHED with what was lost named. A second run loses the server for good after step
-    2: it finishes, says what was not logged, and the registry is what it was before."""
+    resumes, the run ends FINISHED with what was lost named. Resumed by name to 12 steps, the run loses the
+    server for good after step 10: it finishes, says what was not logged, and the registry is what it was."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    server = MlflowServer(postgres_database("outage"), tmp_path / "artifacts").start()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refused connection fails at once, no back-off:
+    server = MlflowServer(postgres_database("outage"), tmp_path / "artifacts").start()  # (the workers inherit it)
     ray.init(address="local", num_cpus=4, include_dashboard=False)
     try:
-        cfg = smoke("before", server.url, "train.steps=4")
-        assert fit(cfg, tmp_path).model_version == "1"
         client = mlflow.MlflowClient(server.url)
-
         down, back = Gate(tmp_path, "down"), Gate(tmp_path, "back")
         operator = operate([(down, server.stop), (back, server.start)])
         outcome = fit(
             smoke("outage", server.url, "train.steps=8"), tmp_path, hooks=[PauseAt(2, down), PauseAt(5, back)]
         )
         operator.join()
-        assert outcome.step == 8 and outcome.model_version == "2"  # registered once the server was back
+        assert outcome.step == 8 and outcome.model_version == "1"  # registered once the server was back
         assert (
             outcome.tracking
             == f"not logged to MLflow ({server.url}): metrics at 3 steps (3–5); sample images at step 4"
@@ -131,19 +129,22 @@ def test_server_outage_during_and_at_the_end_of_runs(postgres_database, tmp_path
         before = models_list(server.url)
         gone = Gate(tmp_path, "gone")
         operator = operate([(gone, server.stop)])
-        lost = fit(smoke("lost", server.url, "train.steps=4"), tmp_path, hooks=[PauseAt(2, gone)])
+        lost = fit(smoke("outage", server.url, "train.steps=12"), tmp_path, hooks=[PauseAt(10, gone)])
         operator.join()
     finally:
         server.stop()
         ray.shutdown()
 
-    assert lost.step == 4 and lost.model_version is None
-    assert lost.tracking.startswith(f"not logged to MLflow ({server.url}): metrics at 2 steps (3–4)"), lost.tracking
+    assert lost.step == 12 and lost.resumed == 8 and lost.run_id == outcome.run_id  # resumed by name, same run
+    assert lost.model_version is None
+    assert lost.tracking.startswith(f"not logged to MLflow ({server.url}): metrics at 2 steps (11–12)"), lost.tracking
     assert "model and registry" in lost.tracking and "run end" in lost.tracking, lost.tracking
     server.start()  # the same database behind a new server process
     try:
         after = models_list(server.url)
+        history = [m.step for m in client.get_metric_history(outcome.run_id, "val/psnr_y")]
     finally:
         server.stop()
-    assert after == before  # versions 1 and 2 and their aliases intact, no half-registered version from the outage
-    assert [row[:2] for row in after] == [["cmdsr_x2", "2"], ["cmdsr_x2", "1"]]
+    assert after == before  # version 1 and its aliases intact, no half-registered version from the outage
+    assert [row[:3] for row in after] == [["cmdsr_x2", "1", "champion"]]
+    assert history == [8]  # step 4's validation fell in the outage, steps 9–12 logged none before it

@@ -40,7 +40,12 @@ __all__ = ["VAL_METRIC", "NonFiniteLossError", "TrainOutcome", "ensure_ray", "fi
 
 
 class NonFiniteLossError(RuntimeError):
-    """Too many NaN/Inf losses in a row; the message names the step and the last good checkpoint."""
+    """Too many NaN/Inf losses in a row; the message names the step and the last good checkpoint, and
+    ``outcome`` is the run's :class:`TrainOutcome` (what was tracked, where the checkpoints are)."""
+
+    def __init__(self, message: str, outcome: TrainOutcome | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 @dataclass
@@ -224,6 +229,6 @@ def fit(
             continue
         outcome = TrainOutcome(**result.return_value, checkpoint=result.checkpoint)
         if outcome.stopped:
-            raise NonFiniteLossError(outcome.stopped)
+            raise NonFiniteLossError(outcome.stopped, outcome)
         return outcome
     raise AssertionError("unreachable")
