@@ -44,11 +44,6 @@ def setup(cfg: Config):
     return model, make_step(model, cfg.optim, cfg.loss, torch.Generator().manual_seed(cfg.seed))
 
 
-def cadence(cfg: Config) -> Cadence:
-    t = cfg.train
-    return Cadence(t.steps, t.log_every, t.val_every, t.checkpoint_every, t.max_nonfinite)
-
-
 class Recorder(LoopHook):
     def __init__(self) -> None:
         self.steps: list[tuple[int, list[int]]] = []
@@ -65,7 +60,7 @@ def test_cadence_hooks_and_tail_batches():
     short = {k: v[:1] for k, v in next(batches(cfg, first_step=100)).items()}  # a tail batch of 1 task
     feed = [next(stream), short, *(next(stream) for _ in range(9))]  # more than 7 steps' worth
     result = run_steps(
-        step_fn, feed, cadence(cfg), tasks_per_step=cfg.data.task_size,
+        step_fn, feed, Cadence.of(cfg), tasks_per_step=cfg.data.task_size,
         log=lambda m, i: logged.append((i, set(m))), validate=lambda i: validated.append(i) or {"val/psnr_y": i},
         save=lambda i, v: saved.append((i, v)), hooks=[hook],
     )  # fmt: skip
@@ -80,7 +75,7 @@ def test_cadence_hooks_and_tail_batches():
 def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
     cfg = smoke()
     straight, straight_step = setup(cfg)
-    run_steps(straight_step, batches(cfg), cadence(cfg), tasks_per_step=cfg.data.task_size)
+    run_steps(straight_step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.task_size)
 
     first, first_step = setup(cfg)
     saved = []
@@ -89,7 +84,7 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
         saved.append(i)
         checkpoint.save(tmp_path / f"step{i}", cfg, first, first_step.state_dict(), {"step": i})
 
-    part = run_steps(first_step, batches(cfg), cadence(cfg), tasks_per_step=cfg.data.task_size, save=save)
+    part = run_steps(first_step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.task_size, save=save)
     assert saved == [3, 6] and part.step == 6
     again, again_step = setup(cfg)
     state = checkpoint.read(tmp_path / "step3")
@@ -97,7 +92,12 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
     again_step.load_state_dict(state.trainer)
     hook = Recorder()
     resumed = run_steps(
-        again_step, batches(cfg, first_step=3), cadence(cfg), start=3, tasks_per_step=cfg.data.task_size, hooks=[hook]
+        again_step,
+        batches(cfg, first_step=3),
+        Cadence.of(cfg),
+        start=3,
+        tasks_per_step=cfg.data.task_size,
+        hooks=[hook],
     )
     assert resumed.step == 6 and [s for s, _ in hook.steps] == [4, 5, 6]
     for (name, a), b in zip(straight.state_dict().items(), again.state_dict().values(), strict=True):
@@ -107,7 +107,7 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
 def test_non_finite_losses_stop_with_the_step_and_last_checkpoint():
     cfg = smoke("optim.lr=1e30", "train.max_nonfinite=2", "model.name=srresnet", "train.checkpoint_every=1")
     _model, step_fn = setup(cfg)
-    result = run_steps(step_fn, batches(cfg), cadence(cfg), tasks_per_step=cfg.data.task_size, where="/runs/x")
+    result = run_steps(step_fn, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.task_size, where="/runs/x")
     assert result.stopped is not None and result.step < cfg.train.steps
     assert result.stopped == (
         f"2 non-finite losses in a row up to step {result.step}; last good checkpoint: "
@@ -119,7 +119,7 @@ def test_non_finite_losses_stop_with_the_step_and_last_checkpoint():
 def test_a_finished_run_trains_nothing():
     cfg = smoke()
     _model, step_fn = setup(cfg)
-    result = run_steps(step_fn, batches(cfg), cadence(cfg), start=6, tasks_per_step=cfg.data.task_size)
+    result = run_steps(step_fn, batches(cfg), Cadence.of(cfg), start=6, tasks_per_step=cfg.data.task_size)
     assert result.step == 6 and result.metrics == {} and step_fn.iteration == 0
 
 

@@ -53,6 +53,11 @@ class Cadence:
     checkpoint_every: int
     max_nonfinite: int  # stop after this many non-finite losses in a row
 
+    @classmethod
+    def of(cls, cfg: Config) -> Cadence:
+        t = cfg.train
+        return cls(t.steps, t.log_every, t.val_every, t.checkpoint_every, t.max_nonfinite)
+
     def saves_at(self, step: int) -> bool:
         """Validation and a checkpoint come together, so a checkpoint always carries its PSNR."""
         return step % self.val_every == 0 or step % self.checkpoint_every == 0 or step == self.steps

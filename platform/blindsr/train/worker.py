@@ -34,11 +34,6 @@ log = logging.getLogger(__name__)
 VAL_METRIC = "val/psnr_y"
 
 
-def cadence(cfg: Config) -> Cadence:
-    t = cfg.train
-    return Cadence(t.steps, t.log_every, t.val_every, t.checkpoint_every, t.max_nonfinite)
-
-
 def _restore(given: Checkpoint | None, expected: int, model: torch.nn.Module, step_fn: Any) -> int:
     """Load the checkpoint the driver chose (it has read it whole already) and return its step.
 
@@ -119,7 +114,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     model.train()
     run_dir = Path(cfg.train.storage_path or "") / cfg.name
     result = run_steps(
-        step_fn, meter, cadence(cfg), start=start, tasks_per_step=cfg.data.task_size, device=device,
+        step_fn, meter, Cadence.of(cfg), start=start, tasks_per_step=cfg.data.task_size, device=device,
         log=log_metrics, validate=validate_, save=save, hooks=hooks, rank=rank, where=str(run_dir),
     )  # fmt: skip
 
