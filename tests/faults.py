@@ -198,16 +198,30 @@ def _spin() -> None:
         x = (x * 1103515245 + 12345) % 2**31
 
 
-class CpuHog:
-    """One busy process per core (``processes``, default ``os.cpu_count()``) for the life of the context."""
+RAY_WORKER_NICENESS = 15  # Ray starts every worker process (tasks, actors, train workers) at this niceness
 
-    def __init__(self, processes: int | None = None) -> None:
+
+def _spin_at(niceness: int) -> None:
+    os.nice(niceness)
+    _spin()
+
+
+class CpuHog:
+    """One busy process per core (``processes``, default ``os.cpu_count()``) for the life of the context.
+
+    They spin at Ray's worker niceness, so each core is shared evenly between the hog and the Ray workers
+    beside it (the tests see about half a core each), while Ray's own daemons (GCS, raylet; niceness 0) keep
+    their priority as Ray intends. A hog at niceness 0 would leave the niceness-15 workers about 3 % of a core:
+    that starves them rather than makes the machine busy."""
+
+    def __init__(self, processes: int | None = None, niceness: int = RAY_WORKER_NICENESS) -> None:
         self.n = processes or os.cpu_count() or 1
+        self.niceness = niceness
         self.procs: list[mp.Process] = []
 
     def __enter__(self) -> CpuHog:
         ctx = mp.get_context("spawn")
-        self.procs = [ctx.Process(target=_spin, daemon=True) for _ in range(self.n)]
+        self.procs = [ctx.Process(target=_spin_at, args=(self.niceness,), daemon=True) for _ in range(self.n)]
         for p in self.procs:
             p.start()
         return self

@@ -5,7 +5,6 @@ and loads with ``torch.load(weights_only=True)``: no Ray, no MLflow, no pickled 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,6 @@ from torch import nn
 
 from blindsr.config import Config, load_yaml, save_yaml
 from blindsr.models import build_model
-
-log = logging.getLogger(__name__)
 
 
 def save(
@@ -71,15 +68,3 @@ def load_model(folder: str | Path) -> tuple[Config, nn.Module]:
     model = build_model(cfg.model, cfg.scale)
     model.load_state_dict(torch.load(Path(folder) / "model.pt", map_location="cpu", weights_only=True))
     return cfg, model.eval()
-
-
-def latest_local(run_dir: str | Path) -> tuple[Path, int] | None:
-    """The newest checkpoint that reads completely (:func:`read`) under a local Ray Train run folder and its
-    step, or None. Ray Train names them checkpoint_<timestamp>; newer ones that do not read are skipped
-    with a warning, so a corrupted latest checkpoint falls back to the previous one (as the workers do)."""
-    for folder in sorted(Path(run_dir).glob("checkpoint_*"), reverse=True):
-        try:
-            return folder, int(read(folder).meta["step"])
-        except CheckpointError as e:
-            log.warning("unreadable checkpoint, falling back to the previous one: %s", e)
-    return None
