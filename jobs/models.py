@@ -6,6 +6,8 @@
     python jobs/models.py compare cdsr_x4 --metric /mean/psnr_y
 
 ``latest`` is not an alias you set: MLflow resolves models:/<name>@latest to the newest version itself.
+On an authenticated server set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN):
+a read user may list, show and compare; ``promote`` needs a training user (jobs/mlflow_users.py).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         print(args.fn(resolve_uri(args.tracking_uri), args))
-    except RegistryError as e:
+    except (RegistryError, ValueError) as e:  # ValueError: a bad $MLFLOW_TRACKING_URI
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -84,9 +84,28 @@ def postgres_database():
 
 @pytest.fixture(scope="session")
 def tracking_server(postgres_database, tmp_path_factory):
-    """A real ``mlflow server`` over HTTP: PostgreSQL backend, artifacts served by the server itself."""
+    """A real ``mlflow server`` over HTTP with authentication: PostgreSQL backend (and a second database for
+    its users), artifacts served by the server itself. ``.logins["trainer"]`` / ``["reader"]`` are the
+    environment variables of a training user and a read-only user (made with ``jobs/mlflow_users.py``)."""
     from servers import MlflowServer
 
-    server = MlflowServer(postgres_database("shared"), tmp_path_factory.mktemp("mlflow") / "artifacts").start()
+    folder = tmp_path_factory.mktemp("mlflow")
+    server = MlflowServer(postgres_database("shared"), folder / "artifacts", auth_db=postgres_database("users"))
+    server.start()
+    server.logins = {"trainer": server.add_user("trainer", "train"), "reader": server.add_user("reader", "read")}
     yield server
     server.stop()
+
+
+@pytest.fixture
+def login(monkeypatch):
+    """``login(env)``: this test process (and a Ray runtime it starts afterwards) uses these credentials;
+    ``login({})`` clears them."""
+
+    def use(env: dict[str, str]) -> None:
+        for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+            monkeypatch.delenv(var, raising=False)
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+
+    return use

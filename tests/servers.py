@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 RAY = str(BIN / "ray")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -208,28 +210,64 @@ def postgres() -> Iterator[Callable[[str], str]]:
 
 
 class MlflowServer:
-    """``mlflow server`` on a backend store with served artifacts; can be stopped and started again."""
+    """``mlflow server`` on a backend store with served artifacts; can be stopped and started again.
 
-    def __init__(self, backend: str, artifacts: Path) -> None:
-        self.backend, self.artifacts = backend, artifacts
+    With ``auth_db`` (a database URI for its users) it runs MLflow's authentication app, as
+    cluster/mlflow/docker-compose.yaml does: default permission READ, an admin whose password is made here,
+    and :meth:`add_user` to create users through ``jobs/mlflow_users.py``."""
+
+    def __init__(self, backend: str, artifacts: Path, auth_db: str | None = None) -> None:
+        self.backend, self.artifacts, self.auth_db = backend, artifacts, auth_db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log = artifacts.parent / f"mlflow-server-{self.port}.log"
+        self.admin = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(16)}
+        self.secret_key = secrets.token_hex(32)
 
-    def start(self, timeout: float = 180) -> MlflowServer:
+    def start(self, timeout: float = 600) -> MlflowServer:  # generous: a loaded machine is slow, not broken
         args = [
             str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend, "--serve-artifacts",
             "--artifacts-destination", self.artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", "2",
+            # uvicorn restarts a worker that does not answer its supervisor's ping within 5 s: on a loaded
+            # 2-core machine a worker still importing MLflow misses it, and the server never comes up
+            "--uvicorn-opts", "--timeout-worker-healthcheck 120",
         ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+        if self.auth_db:
+            ini = self.artifacts.parent / f"basic_auth-{self.port}.ini"
+            ini.write_text(
+                "[mlflow]\ndefault_permission = READ\n"
+                f"database_uri = {self.auth_db}\nadmin_username = {self.admin['MLFLOW_TRACKING_USERNAME']}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            )
+            env |= {
+                "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin["MLFLOW_TRACKING_PASSWORD"],
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secret_key,
+            }
+            args += ["--app-name", "basic-auth"]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             wait_http(f"{self.url}/health", timeout, self.proc)
         except Exception as e:
             raise RuntimeError(f"{e}; server log:\n{self.log.read_text()[-3000:]}") from e
         return self
+
+    def add_user(self, name: str, role: str) -> dict[str, str]:
+        """Create user ``name`` with ``role`` (``train``/``read``) as the admin, through ``jobs/mlflow_users.py``;
+        returns the environment variables that log in as that user."""
+        login = {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(16)}
+        env = {**os.environ, **self.admin, "BLINDSR_USER_PASSWORD": login["MLFLOW_TRACKING_PASSWORD"]}
+        done = subprocess.run(
+            [sys.executable, "jobs/mlflow_users.py", "--tracking-uri", self.url, "add", name, "--role", role],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"mlflow_users.py add {name} failed:\n{done.stdout}{done.stderr[-3000:]}")
+        return login
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -238,8 +276,6 @@ class MlflowServer:
 
 
 # ---- training jobs ----------------------------------------------------------------------------------------
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_job(script: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
@@ -280,3 +316,23 @@ def finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> str:
     text = output(log)
     assert proc.returncode == 0, text[-5000:]
     return text
+
+
+def secret_in_run(client, run_id: str, secret: str, folder: Path, models: tuple[str, ...] = ()) -> list[str]:
+    """Where ``secret`` appears in the MLflow run ``run_id``: its params, tags, every artifact file of the run
+    and of the ``models`` (``models:/name/version``: MLflow 3 keeps a logged model's files outside the run),
+    all downloaded into ``folder``. An empty list when nowhere."""
+    import mlflow
+
+    run = client.get_run(run_id)
+    found = [f"param {k}" for k, v in run.data.params.items() if secret in f"{k}={v}"]
+    found += [f"tag {k}" for k, v in run.data.tags.items() if secret in f"{k}={v}"]
+    roots = {f"run {run_id}": client.download_artifacts(run_id, "", str(folder))}
+    for i, uri in enumerate(models):
+        roots[uri] = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(folder / f"model{i}"), tracking_uri=client.tracking_uri
+        )
+    files = [(name, Path(root), f) for name, root in roots.items() for f in Path(root).rglob("*") if f.is_file()]
+    assert files, f"run {run_id} and models {models} have no artifacts to search"
+    found += [f"{name}: {f.relative_to(root)}" for name, root, f in files if secret.encode() in f.read_bytes()]
+    return found

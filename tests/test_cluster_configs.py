@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,54 @@ def test_readme_from_laptop_to_cluster():
         check_training_command(command.split(" -- ", 1)[1] if " -- " in command else command)
     for path in re.findall(r"cluster/[\w./-]+\.yaml", section):
         assert (ROOT / path).is_file(), path
+
+
+# --------------------------------------------------------------------------------------------------
+# MLflow authentication: the compose server, and the login reaching every Ray node without a file in git
+# --------------------------------------------------------------------------------------------------
+
+
+def test_compose_runs_the_authentication_app_with_its_own_database(tmp_path):
+    from mlflow.server.auth.config import read_auth_config
+
+    services = load(COMPOSE)["services"]
+    mlflow = services["mlflow"]
+    command = mlflow["command"][-1]
+    assert "mlflow server --app-name basic-auth" in command and "Flask-WTF" in command
+    env = mlflow["environment"]
+    for var in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert env[var].startswith("${") and ":?" in env[var], f"{var} must come from the environment, required"
+    assert mlflow["depends_on"]["auth-db-init"] == {"condition": "service_completed_successfully"}
+    assert "CREATE DATABASE mlflow_auth" in services["auth-db-init"]["entrypoint"][-1]
+    # the settings file the command writes at start (compose turns $$ into $), read by MLflow's own reader
+    printf = command.split(" && ")[1].replace("$$", "$")
+    ini = tmp_path / "basic_auth.ini"
+    shell = {"POSTGRES_PASSWORD": "pg-pass", "MLFLOW_AUTH_CONFIG_PATH": str(ini), "PATH": "/usr/bin:/bin"}
+    subprocess.run(["sh", "-c", printf], env=shell, check=True, timeout=30)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_AUTH_CONFIG_PATH", str(ini))
+        mp.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "admin")  # compose sets both of these in the environment
+        mp.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "x")
+        cfg = read_auth_config()
+    assert cfg.default_permission == "READ" and cfg.admin_username == "admin"
+    assert cfg.database_uri == "postgresql://mlflow:pg-pass@postgres:5432/mlflow_auth"
+
+
+@pytest.mark.parametrize("path", [RAYCLUSTER, RAYJOB], ids=lambda p: p.name)
+def test_kuberay_pods_log_in_to_mlflow_from_a_secret(path):
+    spec = load(path)["spec"]
+    spec = spec.get("rayClusterSpec", spec)
+    groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+    for container in (c for g in groups for c in g["template"]["spec"]["containers"]):
+        env = {e["name"]: e for e in container["env"]}
+        for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            assert "value" not in env[var], f"{container['name']}: {var} must not be written in the file"
+            assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "blindsr-mlflow", container["name"]
+
+
+def test_launcher_nodes_export_the_mlflow_login():
+    cfg = load(LAUNCHER)
+    assert "~/.blindsr/mlflow.env" in cfg["file_mounts"]
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = next(c for c in cfg[key] if "ray start" in c)
+        assert start.index("set -a; . ~/.blindsr/mlflow.env; set +a;") < start.index("ray start"), key

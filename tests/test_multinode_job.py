@@ -1,8 +1,9 @@
 """``ray job submit --working-dir . --runtime-env cluster/runtime_env.yaml`` against a real two-node Ray cluster
 on this machine (``ray start --head`` + ``ray start --address``, each with its own CPUs and a custom resource
 label) and a real MLflow server (PostgreSQL backend) over HTTP. The degradation actors and the train workers
-must run on both nodes, checkpoints land in the shared storage path, the model is registered, and the
-registry CLI reads it back from the server."""
+must run on both nodes, checkpoints land in the shared storage path, the model is registered by a training
+user whose credentials reach the workers only through the job's runtime env (and appear in no param, tag,
+artifact or log line), and a read-only user's registry CLI reads it back from the server."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import mlflow
 import pytest
 import yaml
 
-from servers import RAY, ROOT, RayCluster
+from servers import RAY, ROOT, RayCluster, secret_in_run
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 NODE_LABELS = ("blindsr_head", "blindsr_node_b")
@@ -45,9 +46,11 @@ def ray_list(cluster: RayCluster, what: str) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_server, tmp_path):
+def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_server, tmp_path, login):
     runtime_env = yaml.safe_load((ROOT / "cluster" / "runtime_env.yaml").read_text())
     runtime_env["env_vars"]["MLFLOW_TRACKING_URI"] = tracking_server.url  # the file's, pointed at this server
+    trainer = tracking_server.logins["trainer"]  # the nodes have no credentials: only the job's runtime env
+    runtime_env["env_vars"].update(trainer)
     env_file = tmp_path / "runtime_env.yaml"
     env_file.write_text(yaml.safe_dump(runtime_env))
     shared = tmp_path / "shared"  # both nodes see this folder: the NFS of a real cluster
@@ -77,8 +80,13 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
     assert any((shared / "two-nodes").glob("checkpoint_*/model.pt"))
     line = next(x for x in done.stdout.splitlines() if x.startswith("MLflow run: "))
     run_id, version = line.removeprefix("MLflow run: ").split("; registered version: ")
+    login(tracking_server.logins["reader"])  # reading the registry needs only a read-only user
     client = mlflow.MlflowClient(tracking_server.url)
     assert client.get_model_version("cmdsr_x2", version).run_id == run_id
+    password = trainer["MLFLOW_TRACKING_PASSWORD"]
+    assert password not in done.stdout + done.stderr  # the job's log
+    model = f"models:/cmdsr_x2/{version}"
+    assert secret_in_run(client, run_id, password, tmp_path / "artifacts", models=(model,)) == []
     shown = subprocess.run(
         [sys.executable, "jobs/models.py", "--tracking-uri", tracking_server.url, "show", "cmdsr_x2"],
         cwd=ROOT,

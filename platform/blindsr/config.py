@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -214,7 +215,16 @@ class TrackingConfig:
     retry_every_s: float = 30.0  # after a failed call, skip tracking this long, then try the server again
 
     def problems(self) -> list[tuple[str, str]]:
-        return [("retry_every_s", f"must be >= 0, got {self.retry_every_s}")] if self.retry_every_s < 0 else []
+        out = [("retry_every_s", f"must be >= 0, got {self.retry_every_s}")] if self.retry_every_s < 0 else []
+        if self.tracking_uri and urlsplit(self.tracking_uri).password is not None:  # the config is logged as params
+            out.append(
+                (
+                    "tracking_uri",
+                    "must not contain a password (the config is logged with the run); set "
+                    "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) instead",
+                )
+            )
+        return out
 
 
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray placement-group strategies

@@ -31,7 +31,8 @@ evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
 """
 
 
-def test_four_concurrent_smoke_trials_finish(tracking_server, tmp_path):
+def test_four_concurrent_smoke_trials_finish(tracking_server, tmp_path, login):
+    login(tracking_server.logins["trainer"])  # before ray.init: the local Ray workers inherit it
     (tmp_path / "load.yaml").write_text(SPACE)
     overrides = [f"tracking.tracking_uri={tracking_server.url}", f"train.storage_path={tmp_path / 'ray'}"]
     ray.init(address="local", num_cpus=24, include_dashboard=True)  # state API: see ensure_ray
