@@ -138,11 +138,11 @@ class TruncateNewestAndRaise(LoopHook):
         done = self.run_dir / "truncated"
         if rank == 0:
             newest = max(self.run_dir.glob("checkpoint_*/state.json"), key=lambda p: json.loads(p.read_text())["step"])
-            model = newest.parent / "model.pt"
+            model = newest.parent / "model.safetensors"
             model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
             done.write_text(str(newest.parent))
         _poll(done.exists, f"{done} (rank 0 cutting the newest checkpoint)")
-        raise RuntimeError(f"injected failure at step {step} after cutting {done.read_text()}/model.pt")
+        raise RuntimeError(f"injected failure at step {step} after cutting {done.read_text()}/model.safetensors")
 
 
 class PauseAt(LoopHook):

@@ -253,6 +253,7 @@ class MlflowServer:
         try:
             wait_http(f"{self.url}/health", timeout, self.proc)
         except Exception as e:
+            self.stop()  # a server that never answered must not outlive the test
             raise RuntimeError(f"{e}; server log:\n{self.log.read_text()[-3000:]}") from e
         return self
 

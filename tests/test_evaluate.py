@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from blindsr.config import ModelConfig
+from blindsr.config import Config, ModelConfig
 from blindsr.data.benchmarks import load_div2krk
 from blindsr.data.images import write_png
 from blindsr.data.sources import HRImage
@@ -91,7 +91,8 @@ def test_job_end_to_end_from_the_registry(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri)
     tracker.start("blindsr-test", "tiny", {"scale": 2})
-    version = tracker.log_model(tiny("cmdsr"), "tiny_x2", torch.rand(1, 3, 16, 16), 20.0)
+    cfg = Config(scale=2, model=ModelConfig(name="cmdsr", **TINY))
+    version = tracker.log_model(tiny("cmdsr"), cfg, "tiny_x2", 20.0)
     tracker.end()
     assert version == "1", tracker.summary()
 

@@ -14,6 +14,7 @@ from blindsr.data.images import read_image, write_png
 from blindsr.data.sources import DatasetError
 from blindsr.infer import ModelSourceError, load, model_scale, super_resolve, upscale
 from blindsr.models import build_model
+from blindsr.train.checkpoint import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(n_feats=16, n_blocks=1, support_size=2, codebook_size=16, moco_queue=32)
@@ -52,12 +53,16 @@ def test_tiles_share_the_whole_image_condition():
     torch.testing.assert_close(super_resolve(model, lr, tile=16, overlap=8, seed=5), other, rtol=0, atol=1e-5)
 
 
-def test_checkpoint_folder_loads_and_upscales_a_folder(tmp_path, photo, caplog):
+@pytest.mark.parametrize("weights", ["model.safetensors", "model.pt"])  # model.pt: checkpoints before safetensors
+def test_checkpoint_folder_loads_and_upscales_a_folder(tmp_path, photo, caplog, weights):
     cfg = Config(scale=2, model=ModelConfig(name="srresnet", **TINY))
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     save_yaml(cfg, ckpt / "config.yaml")
-    torch.save(tiny("srresnet").state_dict(), ckpt / "model.pt")
+    if weights == "model.pt":
+        torch.save(tiny("srresnet").state_dict(), ckpt / weights)
+    else:
+        save_weights(tiny("srresnet"), ckpt / weights)
     model = load(str(ckpt), device="cpu")
     assert model_scale(model) == 2
     images = tmp_path / "in"

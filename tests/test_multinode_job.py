@@ -77,7 +77,7 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
         mine = [a for a in actors if kind in a["class_name"]]
         assert {a["node_id"] for a in mine} == set(nodes), [(a["state"], a["node_id"]) for a in mine]
 
-    assert any((shared / "two-nodes").glob("checkpoint_*/model.pt"))
+    assert any((shared / "two-nodes").glob("checkpoint_*/model.safetensors"))
     line = next(x for x in done.stdout.splitlines() if x.startswith("MLflow run: "))
     run_id, version = line.removeprefix("MLflow run: ").split("; registered version: ")
     login(tracking_server.logins["reader"])  # reading the registry needs only a read-only user

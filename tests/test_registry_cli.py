@@ -9,7 +9,7 @@ import mlflow
 import pytest
 import torch
 
-from blindsr.config import ModelConfig
+from blindsr.config import Config, ModelConfig
 from blindsr.infer import load
 from blindsr.models import build_model
 from blindsr.tracking import RegistryError, Tracker, log_evaluation, source_run
@@ -26,7 +26,8 @@ def store(tmp_path_factory) -> str:
         model = build_model(ModelConfig(name="srresnet", n_feats=8, n_blocks=1), 2)
         tracker = Tracker(uri)
         tracker.start("blindsr-test", f"run{i}", {"i": i})
-        assert tracker.log_model(model, "tiny_x2", torch.rand(1, 3, 8, 8), val) == str(i + 1), tracker.summary()
+        cfg = Config(scale=2, model=ModelConfig(name="srresnet", n_feats=8, n_blocks=1))
+        assert tracker.log_model(model, cfg, "tiny_x2", val) == str(i + 1), tracker.summary()
         tracker.end()
     return uri
 

@@ -1,7 +1,7 @@
 """Inference: load a model from the registry or a checkpoint folder and super-resolve images of any size.
 
 ``load(source)`` takes ``models:/<name>@<alias>``, ``models:/<name>/<version>``, ``runs:/<run>/model`` (through
-:mod:`blindsr.tracking`) or a checkpoint folder (``config.yaml`` + ``model.pt``) and returns an eval-mode model
+:mod:`blindsr.tracking`) or a checkpoint folder (``config.yaml`` + ``model.safetensors``) and returns an eval-mode model
 on the best device. ``upscale`` reads arrays, a file or a folder and returns SR images.
 
 Conditioning is computed once per image, from the whole image, and shared by every tile:
@@ -57,14 +57,16 @@ def load(source: str, tracking_uri: str | None = None, device: torch.device | st
 
         model = load_model(source, tracking_uri)
     else:
-        folder = Path(source).expanduser()
-        if not ((folder / "config.yaml").is_file() and (folder / "model.pt").is_file()):
-            raise ModelSourceError(
-                f"model source {source!r} is neither a models:/ or runs:/ URI nor a checkpoint folder "
-                "holding config.yaml and model.pt"
-            )
         from blindsr.config import ConfigError
         from blindsr.train.checkpoint import load_model as load_checkpoint
+        from blindsr.train.checkpoint import model_file
+
+        folder = Path(source).expanduser()
+        if not ((folder / "config.yaml").is_file() and model_file(folder).is_file()):
+            raise ModelSourceError(
+                f"model source {source!r} is neither a models:/ or runs:/ URI nor a checkpoint folder "
+                "holding config.yaml and model.safetensors"
+            )
 
         try:
             model = load_checkpoint(folder)[1]

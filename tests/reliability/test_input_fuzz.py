@@ -191,9 +191,9 @@ def test_model_sources_table(ckpt_x2, tmp_path, capsys):
     broken.mkdir()
     for f in ckpt_x2.iterdir():
         (broken / f.name).write_bytes(f.read_bytes())
-    (broken / "model.pt").write_bytes((ckpt_x2 / "model.pt").read_bytes()[:100])
+    (broken / "model.safetensors").write_bytes((ckpt_x2 / "model.safetensors").read_bytes()[:100])
     one_line_error(capsys, upscale_job([str(broken), str(image)]), f"checkpoint folder {broken} does not load")
-    (broken / "model.pt").write_bytes((ckpt_x2 / "model.pt").read_bytes())
+    (broken / "model.safetensors").write_bytes((ckpt_x2 / "model.safetensors").read_bytes())
     (broken / "config.yaml").write_text("model: {name: srresnet, n_feats: 16}\n")  # weights of n_feats=8
     one_line_error(capsys, upscale_job([str(broken), str(image)]), f"checkpoint folder {broken} does not load")
 

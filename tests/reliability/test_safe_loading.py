@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from blindsr.config import Config, ModelConfig
 from blindsr.models import build_model
@@ -35,17 +36,28 @@ def saved(tmp_path) -> Path:
     return checkpoint.save(tmp_path / "ckpt", cfg, build_model(cfg.model, cfg.scale), {"counters": [1, 2]}, {"step": 3})
 
 
-def test_every_checkpoint_file_loads_with_weights_only(saved):
-    for name in ("model.pt", "trainer.pt"):
-        torch.load(saved / name, map_location="cpu", weights_only=True)
+def test_every_checkpoint_file_loads_without_unpickling_code(saved):
+    assert sorted(p.name for p in saved.iterdir()) == ["config.yaml", "model.safetensors", "state.json", "trainer.pt"]
+    weights = load_file(str(saved / "model.safetensors"))  # plain tensors: the format has no code in it
+    assert weights.keys() == build_model(ModelConfig(name="srresnet", n_feats=8, n_blocks=1), 2).state_dict().keys()
+    torch.load(saved / "trainer.pt", map_location="cpu", weights_only=True)
     assert checkpoint.read(saved).meta["step"] == 3
 
 
-@pytest.mark.parametrize("victim", ["model.pt", "trainer.pt"])
-def test_a_code_executing_checkpoint_is_refused_unexecuted(saved, tmp_path, victim):
+@pytest.mark.parametrize(
+    ("victim", "error"),
+    [
+        ("model.safetensors", "ValueError: model.safetensors is not a whole safetensors file"),
+        ("trainer.pt", "UnpicklingError"),
+        ("model.pt", "UnpicklingError"),
+    ],
+)  # model.pt: a checkpoint from before safetensors
+def test_a_code_executing_checkpoint_is_refused_unexecuted(saved, tmp_path, victim, error):
     marker = tmp_path / "pwned"
+    if victim == "model.pt":
+        (saved / "model.safetensors").unlink()
     torch.save({"state": Payload(marker)}, saved / victim)
-    with pytest.raises(checkpoint.CheckpointError, match=rf"{victim}: UnpicklingError"):
+    with pytest.raises(checkpoint.CheckpointError, match=rf"{victim}: {error}"):
         checkpoint.read(saved)
     assert not marker.exists()
 

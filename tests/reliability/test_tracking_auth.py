@@ -15,7 +15,7 @@ import mlflow
 import pytest
 import torch
 
-from blindsr.config import ModelConfig
+from blindsr.config import Config, ModelConfig
 from blindsr.models import build_model
 from blindsr.tracking import RegistryError, Tracker, load_model, log_evaluation, reachable
 from servers import ROOT, secret_in_run
@@ -39,8 +39,8 @@ def tracked(uri: str, run: str, registered: str | None = None, val: float | None
         tracker.metrics({"train/loss": 1.0 / step}, step)
     if registered:
         torch.manual_seed(0)
-        model = build_model(ModelConfig(name="srresnet", n_feats=8, n_blocks=1), 2)
-        tracker.log_model(model, registered, torch.rand(1, 3, 8, 8), val)
+        cfg = Config(scale=2, model=ModelConfig(name="srresnet", n_feats=8, n_blocks=1))
+        tracker.log_model(build_model(cfg.model, cfg.scale), cfg, registered, val)
     tracker.end()
     return tracker
 

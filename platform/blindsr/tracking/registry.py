@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from torch import nn
 
 from blindsr.tracking.auth import refusal
@@ -68,15 +71,33 @@ def _client(uri: str) -> Any:
 
 def load_model(uri: str, tracking_uri: str | None = None) -> nn.Module:
     """A registered or logged model (``models:/cdsr_x2@champion``, ``models:/cdsr_x2/3``, ``runs:/<id>/model``)
-    as an eval-mode ``nn.Module`` on the CPU. Raises :class:`RegistryError` with a one-line reason."""
+    as an eval-mode ``nn.Module`` on the CPU, rebuilt here with ``build_model`` from the model's config.yaml and
+    safetensors weights: nothing from the store is executed or unpickled. A version logged before (MLflow's
+    pickle format) still loads where pickle is allowed, with a DeprecationWarning. Raises
+    :class:`RegistryError` with a one-line reason."""
     import mlflow
+
+    from blindsr.tracking.pyfunc import CONFIG, WEIGHTS
+    from blindsr.train.checkpoint import rebuild
 
     store = resolve_uri(tracking_uri)
     _client(store)
     mlflow.set_tracking_uri(store)
     try:
-        return mlflow.pytorch.load_model(uri, map_location="cpu").eval()
-    except (mlflow.exceptions.MlflowException, OSError) as e:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=store))
+            flavors = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]
+            if "pytorch" in flavors:  # a pickled nn.Module
+                warnings.warn(
+                    f"{uri} is in MLflow's pickle format (logged before blindsr used safetensors); loading it runs "
+                    "code from the store. Register a new version to move to the safe format.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                return mlflow.pytorch.load_model(uri, map_location="cpu").eval()
+            files = flavors["python_function"]["artifacts"]
+            return rebuild(folder / files[CONFIG]["path"], folder / files[WEIGHTS]["path"])[1]
+    except (mlflow.exceptions.MlflowException, OSError, KeyError, ValueError, RuntimeError) as e:
         reason = refusal(e, store) or (str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         raise RegistryError(f"cannot load model {uri} from {store}: {reason}") from e
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from blindsr.config import Config, save_yaml
 from blindsr.tracking.auth import refusal
 from blindsr.tracking.registry import promote
 from blindsr.tracking.store import RUN_NAME_TAG, reachable
+from blindsr.train.checkpoint import save_weights
 
 log = logging.getLogger(__name__)
+
+
+def requirements() -> list[str]:
+    """The pip requirements of a logged model: this package and what its loader imports, at today's versions."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("blindsr", "mlflow", "safetensors", "pyyaml", "numpy")] + [
+        f"torch=={torch.__version__.split('+')[0]}"
+    ]
+
 
 START, END = "run start and params", "run end"  # Tracker's names of the two lifecycle calls
 
@@ -164,28 +178,32 @@ class Tracker:
         self._guard("sample images" if step is not None else f"image {name}", go, step)
 
     # ---- models and registry --------------------------------------------------------------------
-    def log_model(
-        self, model: nn.Module, registered: str | None, example: torch.Tensor, val_psnr: float | None
-    ) -> str | None:
-        """Log ``model`` (pickle serialisation: SR nets take any size, torch.export would pin it), register it
-        as ``registered`` (``models:/<name>@latest`` then resolves to it) and move alias ``champion`` only
-        when ``val_psnr`` beats the current champion's. Returns the new version or None."""
+    def log_model(self, model: nn.Module, cfg: Config, registered: str | None, val_psnr: float | None) -> str | None:
+        """Log ``model`` without pickle (its weights as safetensors + ``cfg`` as config.yaml + the loader in
+        :mod:`blindsr.tracking.pyfunc`), register it as ``registered`` (``models:/<name>@latest`` then resolves
+        to it) and move alias ``champion`` only when ``val_psnr`` beats the current champion's. Returns the new
+        version or None."""
 
         def go() -> str | None:
             import mlflow
             from mlflow.models import ModelSignature
             from mlflow.types import Schema, TensorSpec
 
+            from blindsr.tracking.pyfunc import CONFIG, ENTRY, WEIGHTS
+
             spec = TensorSpec(np.dtype(np.float32), (-1, 3, -1, -1))
-            signature = ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
-            info = mlflow.pytorch.log_model(
-                model.cpu().eval(),
-                name="model",
-                serialization_format="pickle",
-                signature=signature,
-                input_example=example.cpu().numpy(),
-                registered_model_name=registered,
-            )
+            with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+                save_yaml(cfg, Path(tmp) / "config.yaml")
+                save_weights(model, Path(tmp) / "model.safetensors")
+                warnings.filterwarnings("ignore", ".*An input example was not provided", UserWarning)  # signature given
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(ENTRY),
+                    artifacts={WEIGHTS: str(Path(tmp) / "model.safetensors"), CONFIG: str(Path(tmp) / "config.yaml")},
+                    signature=ModelSignature(inputs=Schema([spec]), outputs=Schema([spec])),
+                    pip_requirements=requirements(),  # stated: inferring them would load the model in a subprocess
+                    registered_model_name=registered,
+                )
             if registered is None:
                 return None
             version = str(info.registered_model_version)

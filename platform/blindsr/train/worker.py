@@ -120,11 +120,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     version = None
     if rank == 0 and result.stopped is None and cfg.tracking.register and result.step > start:
-        example = torch.rand(1, 3, 24, 32)
-        version = tracker.log_model(
-            model, registered_name(cfg.model.name, cfg.scale), example, result.val_metrics.get(VAL_METRIC)
-        )
-        model.to(device)
+        registered = registered_name(cfg.model.name, cfg.scale)
+        version = tracker.log_model(model, cfg, registered, result.val_metrics.get(VAL_METRIC))
     if rank == 0:
         tracker.end("FAILED" if result.stopped else "FINISHED")
     return {
