@@ -22,7 +22,7 @@ from blindsr.data.images import ImageReadError
 from blindsr.data.sources import DatasetError, load_source
 from blindsr.evaluate import BICUBIC, ORACLE, PROTOCOLS, Case, Table, div2krk_cases, generated_cases, score_cases
 from blindsr.infer import load, model_scale
-from blindsr.tracking import RegistryError, log_evaluation, resolve_uri, source_run
+from blindsr.tracking import RegistryError, log_evaluation, resolve_uri, run_page, source_run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -90,6 +90,7 @@ def log_to_mlflow(args: argparse.Namespace, table: Table, uri: str, files: list[
         run = source_run(source, uri)
         run = log_evaluation(uri, run, f"eval-{Path(source).name}", metrics, files, f"eval/{args.protocol}")
         print(f"logged {len(metrics)} metrics of {source} to MLflow run {run} at {uri}")
+        print(run_page(uri, run))
 
 
 def main(argv: list[str] | None = None) -> int:

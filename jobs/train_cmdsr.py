@@ -1,4 +1,6 @@
-"""Train CMDSR (or a plain BaseNet: --set model.name=srresnet|vdsr|idn|edsr) on Ray Train, tracked in MLflow.
+"""Train CMDSR (or a plain BaseNet: --set model.name=srresnet|vdsr|idn|edsr) on Ray Train, tracked in MLflow, then
+evaluate the registered model on the built-in validation images with the CMDSR protocol (Simple/Middle/Severe,
+bicubic as the reference row), print the table and log it into the run.
 
 python jobs/train_cmdsr.py --preset demo
 ray job submit --working-dir . -- python jobs/train_cmdsr.py --preset paper --set scaling.num_workers=8

@@ -240,3 +240,12 @@ def log_evaluation(
     if created:
         client.set_terminated(run_id)
     return run_id
+
+
+@_refusals_as_errors("uri")
+def run_page(uri: str, run_id: str) -> str:
+    """Where to look at run ``run_id``: its page on a server, or the ``mlflow ui`` command and the page's path."""
+    path = f"#/experiments/{_client(uri).get_run(run_id).info.experiment_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"MLflow UI: {uri.rstrip('/')}/{path}"
+    return f"MLflow UI: mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000/{path}"

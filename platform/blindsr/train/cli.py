@@ -1,17 +1,24 @@
 """Command line of the training jobs (``jobs/train_cmdsr.py``, ``jobs/train_cdsr.py``): parse, build the
-config (preset → ``--config`` YAML → ``--set`` overrides), train on Ray, print where the results are."""
+config (preset → ``--config`` YAML → ``--set`` overrides), train on Ray, evaluate the registered version with the
+family's paper protocol (printed, and logged into the run that registered it), print where the results are."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blindsr.config import Config, ConfigError, add_override_argument, build_config
 from blindsr.data.sources import DatasetError
 
+if TYPE_CHECKING:
+    from blindsr.train.launch import TrainOutcome
+
 PRESET_KINDS = ("paper", "demo", "smoke")
+PROTOCOLS = {"cmdsr": "cmdsr", "cdsr": "cdsr9"}  # the evaluation protocol of each family's paper
 
 
 def parser(family: str, doc: str) -> argparse.ArgumentParser:
@@ -34,10 +41,41 @@ def config_from_args(family: str, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main(
-    family: str, doc: str, argv: list[str] | None = None, after: Callable[[Config, object], None] | None = None
-) -> int:
-    """Parse ``argv``, train, then call ``after(cfg, outcome)``. Returns the process exit code."""
+def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None:
+    """The registered version on the validation images (crops of 256) with the family's protocol and bicubic as
+    the reference row: the table printed, its metrics and ``table.md`` logged into the run that registered it
+    (under ``eval/<protocol>``), then where to look at the run."""
+    if outcome.model_version is None:
+        print("no model was registered; skipping the evaluation")
+        return
+    import torch
+
+    from blindsr.data.sources import load_source
+    from blindsr.evaluate import BICUBIC, ORACLE, evaluate
+    from blindsr.tracking import RegistryError, load_model, log_evaluation, registered_name, run_page
+
+    protocol, store = PROTOCOLS[family], cfg.tracking.tracking_uri or ""
+    uri = f"models:/{registered_name(cfg.model.name, cfg.scale)}/{outcome.model_version}"
+    model = load_model(uri, store)
+    images = list(load_source(cfg.data.val_source, split="val", min_size=4 * cfg.scale))
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
+    table = evaluate({uri: model}, protocol, cfg.scale, images, device, crop=256)
+    print(table.markdown())
+    metrics = {**table.metrics(protocol, uri), **table.metrics(protocol, BICUBIC, "_bicubic")}
+    if uri + ORACLE in table.cells:  # CMDSR: the row with the true degradation's support
+        metrics.update(table.metrics(protocol, uri + ORACLE, "_oracle"))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "table.md").write_text(table.markdown() + "\n")
+            log_evaluation(store, outcome.run_id, cfg.name, metrics, [Path(tmp) / "table.md"], f"eval/{protocol}")
+        print(f"logged {len(metrics)} evaluation metrics and eval/{protocol}/table.md to MLflow run {outcome.run_id}")
+        print(run_page(store, outcome.run_id))
+    except RegistryError as e:  # the model is registered and the table printed: say it, do not fail the job
+        print(f"the evaluation was not logged to MLflow: {e}")
+
+
+def main(family: str, doc: str, argv: list[str] | None = None) -> int:
+    """Parse ``argv``, train, evaluate the registered version. Returns the process exit code."""
     args = parser(family, doc).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from blindsr.data.stream import DataPlanError, preflight
@@ -57,6 +95,5 @@ def main(
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(outcome.describe())
-    if after is not None:
-        after(cfg, outcome)
+    evaluate_registered(family, cfg, outcome)
     return 0
