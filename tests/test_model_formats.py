@@ -21,6 +21,7 @@ from blindsr.infer import load, super_resolve
 from blindsr.models import build_model
 from blindsr.tracking import RegistryError, Tracker
 
+pytestmark = pytest.mark.slow  # fresh Python processes importing torch and MLflow: about a minute
 FAMILIES = ("cmdsr", "cdsr", "dasr")
 TINY = dict(n_feats=16, n_blocks=1, support_size=2, codebook_size=16, moco_queue=32)
 
