@@ -329,6 +329,7 @@ def secret_in_run(client, run_id: str, secret: str, folder: Path, models: tuple[
     found = [f"param {k}" for k, v in run.data.params.items() if secret in f"{k}={v}"]
     found += [f"tag {k}" for k, v in run.data.tags.items() if secret in f"{k}={v}"]
     roots = {f"run {run_id}": client.download_artifacts(run_id, "", str(folder))}
+    mlflow.set_tracking_uri(client.tracking_uri)  # models:/ URIs resolve through the global registry URI
     for i, uri in enumerate(models):
         roots[uri] = mlflow.artifacts.download_artifacts(
             artifact_uri=uri, dst_path=str(folder / f"model{i}"), tracking_uri=client.tracking_uri

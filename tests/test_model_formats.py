@@ -80,6 +80,7 @@ def test_registry_models_load_and_predict_with_pickle_disabled(store, tmp_path):
 
 
 def test_the_logged_model_holds_no_pickle(store, tmp_path):
+    mlflow.set_tracking_uri(store)  # models:/ URIs resolve through the global registry URI
     folder = mlflow.artifacts.download_artifacts("models:/cdsr_x2/1", dst_path=str(tmp_path), tracking_uri=store)
     names = sorted(p.name for p in Path(folder).rglob("*") if p.is_file())
     assert "model.safetensors" in names and "config.yaml" in names
