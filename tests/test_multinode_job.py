@@ -46,6 +46,15 @@ def ray_list(cluster: RayCluster, what: str) -> list[dict]:
     return json.loads(done.stdout)
 
 
+def actor_logs(node: Path, kind: str) -> int:
+    """How many actor processes whose class name contains ``kind`` the node with temp dir ``node`` started:
+    Ray writes ``:actor_name:<class>`` into each actor process's log file."""
+    return sum(
+        any(line.startswith(":actor_name:") and kind in line for line in f.read_text(errors="replace").splitlines())
+        for f in node.glob("session_*/logs/worker-*.out")
+    )
+
+
 def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_server, tmp_path, login):
     runtime_env = yaml.safe_load((ROOT / "cluster" / "runtime_env.yaml").read_text())
     runtime_env["env_vars"]["MLFLOW_TRACKING_URI"] = tracking_server.url  # the file's, pointed at this server
@@ -72,10 +81,11 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
     assert sorted(label for n in nodes.values() for label in n["resources_total"] if label in NODE_LABELS) == sorted(
         NODE_LABELS
     )
-    actors = ray_list(two_nodes, "actors")
+    # Where the actors ran, from each node's own worker logs (Ray names the actor at the top of its process's
+    # log): the state API can lose the node of an actor that is already dead by the time it is asked.
     for kind in ("RayTrainWorker", "DegradeWorker"):
-        mine = [a for a in actors if kind in a["class_name"]]
-        assert {a["node_id"] for a in mine} == set(nodes), [(a["state"], a["node_id"]) for a in mine]
+        ran = {temp.name: actor_logs(temp, kind) for temp in two_nodes.nodes}
+        assert all(ran.values()), f"{kind} processes per node: {ran}"
 
     assert any((shared / "two-nodes").glob("checkpoint_*/model.safetensors"))
     line = next(x for x in done.stdout.splitlines() if x.startswith("MLflow run: "))
