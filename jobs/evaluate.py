@@ -20,7 +20,7 @@ from pathlib import Path
 from blindsr.data.benchmarks import ALIASES, load_benchmark, load_div2krk
 from blindsr.data.images import ImageReadError
 from blindsr.data.sources import DatasetError, load_source
-from blindsr.evaluate import BICUBIC, ORACLE, PROTOCOLS, Case, Table, div2krk_cases, generated_cases, score_cases
+from blindsr.evaluate import PROTOCOLS, Case, Table, div2krk_cases, generated_cases, score_cases
 from blindsr.infer import load, model_scale
 from blindsr.tracking import RegistryError, log_evaluation, resolve_uri, run_page, source_run
 
@@ -84,9 +84,7 @@ def write_outputs(table: Table, out: Path, per_image: bool) -> list[Path]:
 
 def log_to_mlflow(args: argparse.Namespace, table: Table, uri: str, files: list[Path]) -> None:
     for source in args.models:
-        metrics = {**table.metrics(args.protocol, source), **table.metrics(args.protocol, BICUBIC, "_bicubic")}
-        if source + ORACLE in table.cells:
-            metrics.update(table.metrics(args.protocol, source + ORACLE, "_oracle"))
+        metrics = table.model_metrics(args.protocol, source)
         run = source_run(source, uri)
         run = log_evaluation(uri, run, f"eval-{Path(source).name}", metrics, files, f"eval/{args.protocol}")
         print(f"logged {len(metrics)} metrics of {source} to MLflow run {run} at {uri}")

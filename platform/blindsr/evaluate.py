@@ -120,6 +120,14 @@ class Table:
                 out[f"eval/{protocol}/{test_set}/{deg}/ssim_y{suffix}"] = s
         return out
 
+    def model_metrics(self, protocol: str, model: str) -> dict[str, float]:
+        """What an evaluation logs for ``model``: its row, bicubic's (``_bicubic``) and, for CMDSR-type
+        models, its oracle-support row (``_oracle``)."""
+        out = {**self.metrics(protocol, model), **self.metrics(protocol, BICUBIC, "_bicubic")}
+        if model + ORACLE in self.cells:
+            out.update(self.metrics(protocol, model + ORACLE, "_oracle"))
+        return out
+
 
 def _digest(images: list[np.ndarray]) -> str:
     h = hashlib.sha1()

@@ -51,7 +51,7 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
     import torch
 
     from blindsr.data.sources import load_source
-    from blindsr.evaluate import BICUBIC, ORACLE, evaluate
+    from blindsr.evaluate import evaluate
     from blindsr.tracking import RegistryError, load_model, log_evaluation, registered_name, run_page
 
     protocol, store = PROTOCOLS[family], cfg.tracking.tracking_uri or ""
@@ -61,9 +61,7 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     table = evaluate({uri: model}, protocol, cfg.scale, images, device, crop=256)
     print(table.markdown())
-    metrics = {**table.metrics(protocol, uri), **table.metrics(protocol, BICUBIC, "_bicubic")}
-    if uri + ORACLE in table.cells:  # CMDSR: the row with the true degradation's support
-        metrics.update(table.metrics(protocol, uri + ORACLE, "_oracle"))
+    metrics = table.model_metrics(protocol, uri)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "table.md").write_text(table.markdown() + "\n")
