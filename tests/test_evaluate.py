@@ -3,7 +3,6 @@ to end from a tiny model registered in a real temporary MLflow store to a logged
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import mlflow
@@ -19,17 +18,11 @@ from blindsr.degradations.pipeline import apply, mod_crop
 from blindsr.degradations.presets import TEST_PRESETS
 from blindsr.evaluate import BICUBIC, ORACLE, Case, div2krk_cases, generated_cases, oracle_support, score_cases
 from blindsr.metrics import psnr, ssim, to_uint8
-from blindsr.models import build_model
 from blindsr.tracking import Tracker
 from blindsr.validation import bicubic_image, centre_crop
+from helpers import TINY, job, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(n_feats=16, n_blocks=1, support_size=2, codebook_size=16, moco_queue=32)
-
-
-def tiny(name: str, scale: int = 2) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model(ModelConfig(name=name, **TINY), scale).eval()
 
 
 def test_table_numbers_equal_a_direct_computation(photo):
@@ -96,13 +89,10 @@ def test_job_end_to_end_from_the_registry(tmp_path, capsys):
     tracker.end()
     assert version == "1", tracker.summary()
 
-    spec = importlib.util.spec_from_file_location("evaluate_job", ROOT / "jobs" / "evaluate.py")
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
     out = tmp_path / "out"
     args = ["models:/tiny_x2@champion", "--protocol", "bicubic", "--crop", "64", "--tracking-uri", uri]
     args += ["--out", str(out), "--cache", str(tmp_path / "cache"), "--per-image", "--save-images", "--log"]
-    assert job.main(args) == 0, capsys.readouterr().err
+    assert job("evaluate").main(args) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "| models:/tiny_x2@champion (oracle support) |" in printed and "corpus:" in printed
     assert (out / "table.md").read_text().strip() in printed
@@ -112,11 +102,11 @@ def test_job_end_to_end_from_the_registry(tmp_path, capsys):
     assert {"eval/bicubic/corpus/bicubic/psnr_y", "eval/bicubic/corpus/mean/psnr_y_oracle"} <= set(run.data.metrics)
     assert '"bicubic",corpus,mean,' in (out / "table.csv").read_text()
 
-    assert job.main(["models:/tiny_x2@champion", "--scale", "4", "--tracking-uri", uri]) == 2
+    assert job("evaluate").main(["models:/tiny_x2@champion", "--scale", "4", "--tracking-uri", uri]) == 2
     assert "upscales x2 but the protocol is evaluated at x4" in capsys.readouterr().err
-    assert job.main(["models:/nope@champion", "--tracking-uri", uri]) == 2
+    assert job("evaluate").main(["models:/nope@champion", "--tracking-uri", uri]) == 2
     assert "cannot load model models:/nope@champion" in capsys.readouterr().err
-    assert job.main(["models:/tiny_x2/1", "--root", str(tmp_path / "missing"), "--tracking-uri", uri]) == 2
+    assert job("evaluate").main(["models:/tiny_x2/1", "--root", str(tmp_path / "missing"), "--tracking-uri", uri]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,23 +12,10 @@ from blindsr.config import Config, ModelConfig, save_yaml
 from blindsr.data.images import read_image, write_png
 from blindsr.data.sources import DatasetError
 from blindsr.infer import ModelSourceError, load, model_scale, super_resolve, upscale
-from blindsr.models import build_model
 from blindsr.train.checkpoint import save_weights
+from helpers import TINY, job, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(n_feats=16, n_blocks=1, support_size=2, codebook_size=16, moco_queue=32)
-
-
-def tiny(name: str, scale: int = 2) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return build_model(ModelConfig(name=name, **TINY), scale).eval()
-
-
-def job(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "jobs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(("name", "tolerance"), [("srresnet", 1e-5), ("cmdsr", 1e-5), ("edsr", 1e-5), ("cdsr", 1e-3)])

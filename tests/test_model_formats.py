@@ -20,10 +20,10 @@ from blindsr.config import Config, ModelConfig
 from blindsr.infer import load, super_resolve
 from blindsr.models import build_model
 from blindsr.tracking import RegistryError, Tracker
+from helpers import TINY
 
 pytestmark = pytest.mark.slow  # fresh Python processes importing torch and MLflow: about a minute
 FAMILIES = ("cmdsr", "cdsr", "dasr")
-TINY = dict(n_feats=16, n_blocks=1, support_size=2, codebook_size=16, moco_queue=32)
 
 FRESH_PYTHON = """
 import sys, warnings

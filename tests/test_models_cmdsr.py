@@ -38,7 +38,7 @@ def test_basenet_parameter_counts_of_tables_iv_and_x():
 
 
 @pytest.mark.parametrize("conv_cls", [EqualConv2d, ModConv2d])
-def test_grouped_modulated_conv_equals_a_per_sample_loop(conv_cls):
+def test_modulated_conv_equals_a_per_sample_loop_over_scaled_weights(conv_cls):
     torch.manual_seed(0)
     conv = EqualConv2d(8, 6) if conv_cls is EqualConv2d else ModConv2d(8, 6, 3, padding=1)
     conv.bias.data.normal_()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import mlflow
@@ -13,6 +12,7 @@ from blindsr.config import Config, ModelConfig
 from blindsr.infer import load
 from blindsr.models import build_model
 from blindsr.tracking import RegistryError, Tracker, log_evaluation, source_run
+from helpers import job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,10 +33,7 @@ def store(tmp_path_factory) -> str:
 
 
 def models_cli(uri: str, *argv: str) -> int:
-    spec = importlib.util.spec_from_file_location("models_job", ROOT / "jobs" / "models.py")
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
-    return job.main(["--tracking-uri", uri, *argv])
+    return job("models").main(["--tracking-uri", uri, *argv])
 
 
 def test_list_and_show(store, capsys):

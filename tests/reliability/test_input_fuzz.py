@@ -8,7 +8,6 @@ training CLI (``blindsr.train.cli.main``, what ``jobs/train_*.py`` run), checkpo
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from blindsr.infer import upscale
 from blindsr.models import build_model
 from blindsr.train import checkpoint
 from blindsr.train.cli import main as train_main
+from helpers import job
 from servers import finish, smoke_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +32,7 @@ MIN_SIZE = 32  # the HR patch of the smoke preset at ×2 (16 px LR)
 
 
 def job_main(name: str):
-    spec = importlib.util.spec_from_file_location(f"job_{name}", ROOT / "jobs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return job(name).main
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -6,7 +6,6 @@ says "not authorised" and names the variables to set, and training still goes on
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import subprocess
 import sys
@@ -18,17 +17,15 @@ import torch
 from blindsr.config import Config, ModelConfig
 from blindsr.models import build_model
 from blindsr.tracking import RegistryError, Tracker, load_model, log_evaluation, reachable
+from helpers import job
 from servers import ROOT, secret_in_run
 
 pytestmark = [pytest.mark.slow]
 VARS = "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
 
 
-def job(name: str, *argv: str) -> int:
-    spec = importlib.util.spec_from_file_location(f"{name}_job", ROOT / "jobs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(list(argv))
+def run_job(name: str, *argv: str) -> int:
+    return job(name).main(list(argv))
 
 
 def tracked(uri: str, run: str, registered: str | None = None, val: float | None = None) -> Tracker:
@@ -62,7 +59,7 @@ def test_a_training_user_registers_and_its_password_is_logged_nowhere(tracking_s
     assert client.get_model_version_by_alias("auth_x2", "champion").run_id == champion
     password = tracking_server.logins["trainer"]["MLFLOW_TRACKING_PASSWORD"]
     assert secret_in_run(client, champion, password, tmp_path, models=("models:/auth_x2/1",)) == []
-    assert job("mlflow_users", "--tracking-uri", tracking_server.url, "grant", "trainer") == 2  # admins only
+    assert run_job("mlflow_users", "--tracking-uri", tracking_server.url, "grant", "trainer") == 2  # admins only
 
 
 def test_a_read_only_user_loads_the_champion_but_cannot_move_it(tracking_server, champion, login, capsys, caplog):
@@ -71,10 +68,10 @@ def test_a_read_only_user_loads_the_champion_but_cannot_move_it(tracking_server,
     torch.manual_seed(0)
     same = build_model(ModelConfig(name="srresnet", n_feats=8, n_blocks=1), 2)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values(), strict=True))
-    assert job("models", "--tracking-uri", tracking_server.url, "list") == 0
+    assert run_job("models", "--tracking-uri", tracking_server.url, "list") == 0
     assert "| auth_x2 | 1 | champion |" in capsys.readouterr().out
 
-    assert job("models", "--tracking-uri", tracking_server.url, "promote", "auth_x2", "1", "staging") == 2
+    assert run_job("models", "--tracking-uri", tracking_server.url, "promote", "auth_x2", "1", "staging") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot set auth_x2@staging -> 1: not authorised") and "HTTP 403" in err, err
     assert "staging" not in mlflow.MlflowClient(tracking_server.url).get_registered_model("auth_x2").aliases
@@ -104,7 +101,7 @@ def test_missing_or_wrong_credentials_name_the_variables(tracking_server, champi
 
     with pytest.raises(RegistryError, match=f"not authorised.*{VARS}"):
         log_evaluation(tracking_server.url, champion, "eval", {"eval/psnr": 1.0}, [], "eval")
-    assert job("models", "--tracking-uri", tracking_server.url, "show", "auth_x2") == 2
+    assert run_job("models", "--tracking-uri", tracking_server.url, "show", "auth_x2") == 2
     assert f"not authorised by MLflow server {tracking_server.url} (HTTP 401" in capsys.readouterr().err
 
 

@@ -32,7 +32,7 @@ class EqualConv2d(nn.Module):
         return F.conv2d(x, self.scaled_weight(), self.bias, padding=self.padding)
 
     def modulated(self, x: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-        """x: (B, C_in, H, W); scales: (B, C_in) → (B, C_out, H, W), one grouped convolution."""
+        """x: (B, C_in, H, W); scales: (B, C_in) → (B, C_out, H, W), one batched convolution."""
         return modulated_conv2d(x, self.scaled_weight(), self.bias, scales, self.padding)
 
 

@@ -1,4 +1,4 @@
-"""Per-sample modulated convolution as one grouped convolution (CMDSR's w' = w · f), shared by all BaseNets."""
+"""Per-sample modulated convolution (CMDSR's w' = w · f) as one batched convolution, shared by all BaseNets."""
 
 from __future__ import annotations
 
@@ -10,24 +10,17 @@ from torch import nn
 def modulated_conv2d(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, scales: torch.Tensor, padding: int
 ) -> torch.Tensor:
-    """Per-sample input-channel modulation w'_b = w · f_b, as ONE grouped convolution (no loop over samples).
+    """Per-sample input-channel modulation w'_b = w · f_b, computed as conv(x · f_b, w).
 
     x: (B, C_in, H, W); weight: (C_out, C_in, k, k); bias: (C_out,) or None; scales: (B, C_in).
-    Returns (B, C_out, H, W). The bias is tiled per sample: the official CMDSR code builds it with
-    ``repeat_interleave``, which hands sample g, channel o the bias of channel ⌊(C·g + o)/B⌋ when B > 1;
-    that scrambling is a documented deviation we do not reproduce.
+    Returns (B, C_out, H, W). Scaling input channel c of the weight equals scaling input channel c of x, so
+    this is the paper's modulated convolution exactly (up to float rounding) as one ordinary batched conv:
+    no per-sample weights and no ``groups = B``, which would fix the batch in an exported graph (ONNX) and
+    run as a slow grouped conv on GPUs. The bias is shared by every sample: the official CMDSR code builds
+    it with ``repeat_interleave``, which hands sample g, channel o the bias of channel ⌊(C·g + o)/B⌋ when
+    B > 1; that scrambling is a documented deviation we do not reproduce.
     """
-    b, c_in, h, w = x.shape
-    c_out = weight.shape[0]
-    per_sample = weight[None] * scales[:, None, :, None, None]  # (B, C_out, C_in, k, k)
-    out = F.conv2d(
-        x.reshape(1, b * c_in, h, w),
-        per_sample.reshape(b * c_out, c_in, *weight.shape[-2:]),
-        None if bias is None else bias.repeat(b),
-        padding=padding,
-        groups=b,
-    )
-    return out.reshape(b, c_out, *out.shape[-2:])
+    return F.conv2d(x * scales[:, :, None, None], weight, bias, padding=padding)
 
 
 class ModConv2d(nn.Conv2d):
