@@ -14,9 +14,9 @@ Budgets: smoke (seconds per trial, tests), demo (minutes per trial on a laptop),
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from blindsr import console
 from blindsr.config import ConfigError, add_override_argument
 from blindsr.data.sources import DatasetError
 from blindsr.report import write_report
@@ -33,12 +33,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bench-root", help="folder with the file's test sets (Set5, ...); default: corpus val split")
     p.add_argument("--max-concurrent", type=int, help="cap on trials at once (default: what the cluster fits)")
     p.add_argument("--dry-run", action="store_true", help="validate the file and print the trial count only")
+    p.add_argument("--verbose", action="store_true", help="also show Ray Tune's status tables and the trials' output")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console.configure(args.verbose)
     try:
         space = load_space(args.space)
         space.config(args.budget, args.overrides)  # --set typos fail before Ray starts

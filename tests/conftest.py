@@ -109,3 +109,15 @@ def login(monkeypatch):
             monkeypatch.setenv(var, value)
 
     return use
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray of 4 logical CPUs for one test module, quiet, without Ray Data progress bars."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    context = ray.data.DataContext.get_current()
+    bars, context.enable_progress_bars = context.enable_progress_bars, False
+    yield ray
+    context.enable_progress_bars = bars
+    ray.shutdown()

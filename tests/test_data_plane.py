@@ -237,17 +237,6 @@ def test_gpu_fraction_builds_the_gpu_request():
 # ---- Ray Data streams ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
-    context = ray.data.DataContext.get_current()
-    bars, context.enable_progress_bars = context.enable_progress_bars, False
-    yield ray
-    context.enable_progress_bars = bars
-    ray.shutdown()
-
-
 def collect(ds, batch_size: int = K) -> list[dict[str, np.ndarray]]:
     return list(ds.iter_batches(batch_size=batch_size, batch_format="numpy"))
 

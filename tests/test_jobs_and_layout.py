@@ -61,7 +61,7 @@ def test_pure_modules_import_without_ray_or_mlflow():
         "import sys, blindsr.degradations, blindsr.metrics, blindsr.config, blindsr.data.patches, "
         "blindsr.data.benchmarks, blindsr.data.schema, blindsr.data.shards, blindsr.data.actor, blindsr.models, "
         "blindsr.losses, blindsr.train.step, blindsr.train.checkpoint, blindsr.train.runner, blindsr.validation, "
-        "blindsr.evaluate, blindsr.infer, blindsr.export; "
+        "blindsr.evaluate, blindsr.infer, blindsr.export, blindsr.console; "
         "bad = [m for m in ('ray', 'mlflow') if m in sys.modules]; print(bad)"
     )
     res = run("-c", code)

@@ -128,7 +128,7 @@ evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_path, monkeypatch):
+def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_path, monkeypatch, capsys):
     from blindsr.report import write_report
     from blindsr.tune import SweepError, run_sweep
     from faults import RaiseAt
@@ -142,6 +142,8 @@ def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_pat
         first = run_sweep(space, "smoke", name="t0", project_dir=tmp_path, hooks=[crash])
         assert [t["status"] for t in first.trials] == ["finished", "error"]
         assert "injected failure at step 3" in first.trials[1]["error"]
+        failed = [line for line in capsys.readouterr().out.splitlines() if " failed: " in line]
+        assert len(failed) == 1 and "[t0 = 2 (crashes once)]" in failed[0], failed  # one console line
         sweeps = client.get_experiment_by_name("blindsr-sweeps").experiment_id
         crashed = client.search_runs([sweeps], "tags.`blindsr.row` = 't0 = 2 (crashes once)'")
         assert [r.info.status for r in crashed] == ["FAILED"]  # closed by the driver, not left RUNNING
@@ -194,7 +196,7 @@ evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_asha_stops_the_trial_that_falls_behind_at_the_first_rung(tmp_path, monkeypatch):
+def test_asha_stops_the_trial_that_falls_behind_at_the_first_rung(tmp_path, monkeypatch, capsys):
     """One trial at a time, so the order is fixed: the frozen trial reaches the step-4 rung below the one that
     learns, and ASHA stops it there; the one that learns trains all 8 steps."""
     from blindsr.tune import run_sweep
@@ -210,3 +212,10 @@ def test_asha_stops_the_trial_that_falls_behind_at_the_first_rung(tmp_path, monk
     assert (learns["row"], learns["status"], learns["step"]) == ("learns", "finished", 8)
     assert (frozen["row"], frozen["status"], frozen["step"]) == ("frozen", "stopped early", 4), frozen
     assert frozen["val"] < dict(learns["history"])[4]
+    lines = capsys.readouterr().out.splitlines()  # the console: one line per trial event, the best so far
+    ids = {t["row"]: t["trial"].split("_", 1)[-1] for t in outcome.trials}
+    assert sum(line.endswith(" started") and "[learns]" in line for line in lines) == 1, lines
+    finished = [line for line in lines if "[learns] finished: val/psnr_y " in line]
+    assert len(finished) == 1 and "(best so far: trial " in finished[0], lines
+    assert any("[frozen] stopped early at step 4/8 (val " in line for line in lines), lines
+    assert not any("frozen" in line and "finished" in line for line in lines) and ids, lines

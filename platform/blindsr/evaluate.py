@@ -262,7 +262,7 @@ def score_cases(
     runs = score_rows(models, scale, oracle)
     images = [
         score
-        for i in tqdm(range(len(cases)), desc=title, unit="image")
+        for i in tqdm(range(len(cases)), desc=title, unit="image", disable=None)
         for score in score_case(runs, cases, i, scale, seed, tile, save_dir)
     ]
     return tabulate(title, cases, [*runs, BICUBIC], images)

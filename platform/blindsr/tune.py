@@ -35,6 +35,7 @@ from ray.train import Checkpoint
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 
+from blindsr import console
 from blindsr.config import Config, apply_overrides, from_dict, to_dict
 from blindsr.data.benchmarks import load_benchmark
 from blindsr.data.sources import load_source
@@ -47,6 +48,7 @@ from blindsr.tracking import Tracker, log_evaluation
 from blindsr.train import checkpoint
 from blindsr.train.launch import VAL_METRIC, ensure_ray, fit, resolve_paths, use_gpu
 from blindsr.train.runner import LoopHook
+from blindsr.tune_console import FINAL_KEY, TrialLines
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +190,7 @@ def driver(config: dict[str, Any], hooks: Sequence[LoopHook] = ()) -> None:
         if outcome.run_id:
             log_evaluation(cfg.tracking.tracking_uri or "", outcome.run_id, cfg.name, metrics, [], "eval")
         final.update(metrics)
-    tune.report({**final, "mlflow_run_id": outcome.run_id or ""})
+    tune.report({**final, FINAL_KEY: outcome.run_id or ""})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -229,7 +231,7 @@ def _record(result: Any, space: Space) -> dict[str, Any]:
         "val": float(metrics.get(VAL_METRIC, math.nan)),
         "history": sorted(set(map(tuple, history))),
         "eval": evaluation,
-        "run_id": metrics.get("mlflow_run_id") or None,
+        "run_id": metrics.get(FINAL_KEY) or None,
     }
 
 
@@ -307,7 +309,12 @@ def run_sweep(
                 max_concurrent_trials=share.concurrent,
                 scheduler=scheduler(space, cfg),
             ),
-            run_config=tune.RunConfig(name=name, storage_path=cfg.train.storage_path),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=cfg.train.storage_path,
+                verbose=2 if console.verbose() else 0,  # Tune's status tables only with --verbose
+                callbacks=[TrialLines(space.metric, space.mode, cfg.train.steps, ROW, (STATIC, ROW))],
+            ),
         )
     grid = tuner.fit()
     order = {r.label: i for i, r in enumerate(space.rows)}

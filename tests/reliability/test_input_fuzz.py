@@ -91,9 +91,19 @@ def test_training_loader_table(fuzz_folder, caplog):
 @pytest.mark.ray
 @pytest.mark.slow
 def test_training_job_on_the_fuzzed_folder_skips_and_finishes(fuzz_folder, tmp_path):
+    """Also the quiet console of a whole training job (smoke preset): our lines only, at most 40 of them."""
     text = finish(*smoke_job(tmp_path, "fuzz", 2, "--set", f"data.source={fuzz_folder}"))
-    assert "finished at step 2" in text
-    assert "skipped 4 (3 unreadable, 1 too small)" in text  # the degradation actor's logged summary
+    lines = text.splitlines()
+    assert len(lines) <= 40, text
+    assert lines[0].startswith("fuzz: cmdsr x2, 2 steps of ") and lines[1].startswith("data plan: ")
+    # the degradation actor's summary reaches the console through the progress channel, once
+    assert sum("data (train): " in line and "skipped 4 (3 unreadable, 1 too small)" in line for line in lines) == 1
+    assert any(line.startswith("step 2/2 · L1 ") and "patches/s · ETA" in line for line in lines), text
+    assert any(line.startswith("step 2: validation PSNR-Y ") for line in lines), text
+    assert "finished at step 2" in text and any(line.startswith("MLflow UI: ") for line in lines)
+    for chatter in ("(RayTrainWorker", "(TrainController", "(SplitCoordinator", "Running Dataset", "Checkpoint"):
+        assert chatter not in text, text  # Ray Data's bars and Ray Train's lines stay in Ray's log files
+    assert "Warning" not in text and "\r" not in text, text
 
 
 @pytest.fixture(scope="module")

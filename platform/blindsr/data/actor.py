@@ -24,12 +24,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from blindsr.config import DataConfig, DegradationConfig
+from blindsr.console import Event, send
 from blindsr.data.patches import Task, TaskSampler
 from blindsr.data.schema import TaskRow, encode
 from blindsr.data.sources import DatasetError, ImagePool, load_source
@@ -53,6 +54,7 @@ class DegradeWorker:
             (``data.val_source``, val split, no augmentation).
         first_task: added to every incoming id (a resumed run starts its stream past the tasks it has seen).
         device: where the torch degradation runs: ``cpu`` or ``cuda`` (the GPU-fraction actors).
+        console: the driver's progress channel (``blindsr.train.progress``): skipped images are named there.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class DegradeWorker:
         stream: Literal["train", "val"] = "train",
         first_task: int = 0,
         device: str = "cpu",
+        console: Any = None,
     ) -> None:
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream!r}; valid: {', '.join(STREAMS)}")
@@ -73,6 +76,8 @@ class DegradeWorker:
         hr_size = data.patch_size * scale
         self.pool: ImagePool = load_source(source, split, min_size=hr_size, recursive=data.recursive)
         log.info("DegradeWorker (%s): %s", stream, self.pool.summary())
+        if self.pool.skipped:  # the user's console, which does not show actors' logs by default
+            send(console, Event(0, {}, note=f"data ({stream}): {self.pool.summary()}"))
         pair = data.sampler == "pair"
         if pair and data.patches_per_task < 2:
             raise ValueError(f"a query/key pair task needs data.patches_per_task >= 2, got {data.patches_per_task}")

@@ -159,6 +159,7 @@ def build_dataset(
     first_task: int = 0,
     plan: DataPlan | None = None,
     worker_cls: type[DegradeWorker] = DegradeWorker,
+    console: Any = None,
 ) -> ray.data.Dataset:
     """``num_tasks`` task rows (ids ``first_task …``, in that order) made by a fixed pool of ``worker_cls`` actors.
 
@@ -183,6 +184,7 @@ def build_dataset(
             "stream": stream,
             "first_task": first_task,
             "device": plan.device,
+            **({"console": console} if console is not None else {}),  # a progress channel (train.progress)
         },
         batch_size=batch,
         batch_format="numpy",
@@ -198,11 +200,12 @@ def train_dataset(
     first_task: int = 0,
     plan: DataPlan | None = None,
     worker_cls: type[DegradeWorker] = DegradeWorker,
+    console: Any = None,
 ) -> ray.data.Dataset:
     """Training rows for ``steps`` (default ``cfg.train.steps``) batches of ``data.task_size`` per train worker."""
     steps = cfg.train.steps if steps is None else steps
     num_tasks = steps * cfg.data.task_size * cfg.scaling.num_workers
-    return build_dataset(cfg, "train", num_tasks, first_task, plan, worker_cls)
+    return build_dataset(cfg, "train", num_tasks, first_task, plan, worker_cls, console)
 
 
 def val_dataset(cfg: Config, plan: DataPlan | None = None) -> ray.data.Dataset:

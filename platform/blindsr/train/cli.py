@@ -5,12 +5,12 @@ family's paper protocol (printed, and logged into the run that registered it), p
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from blindsr import console
 from blindsr.config import Config, ConfigError, add_override_argument, build_config
 from blindsr.data.sources import DatasetError
 
@@ -27,6 +27,7 @@ def parser(family: str, doc: str) -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of overrides on top of the preset")
     add_override_argument(p, "dotted override, e.g. --set optim.lr=2e-4 (repeatable)")
     p.add_argument("--name", help="run name: checkpoints, MLflow run; the same name resumes")
+    p.add_argument("--verbose", action="store_true", help="also show Ray's and MLflow's own console output")
     return p
 
 
@@ -75,7 +76,7 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
 def main(family: str, doc: str, argv: list[str] | None = None) -> int:
     """Parse ``argv``, train, evaluate the registered version. Returns the process exit code."""
     args = parser(family, doc).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console.configure(args.verbose)
     from blindsr.data.stream import DataPlanError, preflight
 
     try:
@@ -87,11 +88,19 @@ def main(family: str, doc: str, argv: list[str] | None = None) -> int:
         return 2
     from blindsr.train.launch import NonFiniteLossError, fit, resolve_paths
 
+    cfg = resolve_paths(cfg)  # resolved here too: the evaluation reads the same MLflow URI
+    print(console.run_line(cfg))
+    d = cfg.data
+    progress = console.Progress(
+        cfg.train.steps, d.task_size * d.patches_per_task * cfg.scaling.num_workers, cfg.train.log_every
+    )
     try:
-        outcome = fit(resolve_paths(cfg))  # resolved here too: ``after`` reads the same MLflow URI
+        outcome = fit(cfg, progress=progress)
     except (ConfigError, DatasetError, DataPlanError, NonFiniteLossError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        progress.close()
     print(outcome.describe())
     evaluate_registered(family, cfg, outcome)
     return 0

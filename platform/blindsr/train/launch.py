@@ -11,12 +11,13 @@ Re-running with the same ``cfg.name`` resumes the same way.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import os
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +27,13 @@ import ray.train
 from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
 
+from blindsr import console
 from blindsr.config import Config, to_dict
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.stream import plan_resources, train_dataset
 from blindsr.tracking import close_run, experiment_name, resolve_uri
 from blindsr.train import checkpoint
+from blindsr.train.progress import ProgressFeed
 from blindsr.train.runner import LoopHook
 from blindsr.train.worker import VAL_METRIC, train_fn_per_worker
 
@@ -82,12 +85,17 @@ def ensure_ray(local_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):
-        ray.init()
+        ray.init(**console.ray_init_options())
     else:
         # address="local": never join a `ray start` cluster by accident (set RAY_ADDRESS to use one).
         # The dashboard serves the state API, which Ray Train's placement-group cleaner needs: without it the
         # CPUs of a trainer killed mid-run (a trial ASHA stops) stay reserved and later trials wait for ever.
-        ray.init(address="local", num_cpus=local_cpus or max(4, os.cpu_count() or 1), include_dashboard=True)
+        ray.init(
+            address="local",
+            num_cpus=local_cpus or max(4, os.cpu_count() or 1),
+            include_dashboard=True,
+            **console.ray_init_options(),
+        )
 
 
 def resolve_paths(cfg: Config, project_dir: str | Path | None = None) -> Config:
@@ -157,13 +165,15 @@ def fit(
     cluster: Mapping[str, float] | None = None,
     hooks: Sequence[LoopHook] = (),
     worker_cls: type[DegradeWorker] = DegradeWorker,
+    progress: Callable[[console.Event], None] | None = None,
 ) -> TrainOutcome:
     """Train ``cfg`` on Ray (local or the connected cluster); resume when ``cfg.name`` has checkpoints.
 
     A Tune trial (``blindsr.tune.driver``) adds ``callbacks`` (``TuneReportCallback``), MLflow run ``tags``
     (``mlflow.parentRunId`` nests the run under the sweep's) and its ``cluster`` share for the data plan.
     ``hooks`` run inside the training loop of every worker and ``worker_cls`` makes the task rows (the
-    reliability tests inject their faults through both).
+    reliability tests inject their faults through both). ``progress`` receives rank 0's progress events on
+    the driver (the jobs' console display).
 
     Raises:
         NonFiniteLossError: too many non-finite losses in a row (the run is closed as FAILED).
@@ -174,61 +184,66 @@ def fit(
     cfg.scaling.use_gpu = use_gpu(cfg)
     plan = plan_resources(cfg.scaling, cluster=cluster)
     tasks_per_step = cfg.data.task_size * cfg.scaling.num_workers
-    for attempt in range(cfg.train.max_failures + 1):
-        resume, done = resume_point(cfg)
-        if resume is not None:
-            log.info("resuming %s from step %d (%s)", cfg.name, done, resume.path)
-        dataset = train_dataset(
-            cfg,
-            steps=max(cfg.train.steps - done, 1),
-            first_task=done * tasks_per_step,
-            plan=plan,
-            worker_cls=worker_cls,
-        )
-        trainer = TorchTrainer(
-            train_fn_per_worker,
-            train_loop_config={
-                "cfg": to_dict(cfg),
-                "actors": plan.actors,
-                "tags": dict(tags or {}),
-                "resume": resume,
-                "resume_step": done,
-                "hooks": list(hooks),
-            },
-            scaling_config=ray.train.ScalingConfig(
-                num_workers=cfg.scaling.num_workers,
-                use_gpu=cfg.scaling.use_gpu,
-                resources_per_worker={
-                    "CPU": cfg.scaling.cpus_per_worker,
-                    **({"GPU": 1} if cfg.scaling.use_gpu else {}),
+    with ProgressFeed(progress) if progress is not None else contextlib.nullcontext() as channel:
+        for attempt in range(cfg.train.max_failures + 1):
+            resume, done = resume_point(cfg)
+            if resume is not None:
+                log.info("resuming %s from step %d (%s)", cfg.name, done, resume.path)
+            dataset = train_dataset(
+                cfg,
+                steps=max(cfg.train.steps - done, 1),
+                first_task=done * tasks_per_step,
+                plan=plan,
+                worker_cls=worker_cls,
+                console=channel,
+            )
+            trainer = TorchTrainer(
+                train_fn_per_worker,
+                train_loop_config={
+                    "cfg": to_dict(cfg),
+                    "actors": plan.actors,
+                    "tags": dict(tags or {}),
+                    "resume": resume,
+                    "resume_step": done,
+                    "hooks": list(hooks),
+                    "progress": channel,
                 },
-                placement_strategy=cfg.scaling.placement_strategy,
-            ),
-            run_config=RunConfig(
-                name=cfg.name,
-                storage_path=cfg.train.storage_path,
-                checkpoint_config=CheckpointConfig(
-                    num_to_keep=cfg.train.keep_best,
-                    checkpoint_score_attribute=VAL_METRIC,
-                    checkpoint_score_order="max",
+                scaling_config=ray.train.ScalingConfig(
+                    num_workers=cfg.scaling.num_workers,
+                    use_gpu=cfg.scaling.use_gpu,
+                    resources_per_worker={
+                        "CPU": cfg.scaling.cpus_per_worker,
+                        **({"GPU": 1} if cfg.scaling.use_gpu else {}),
+                    },
+                    placement_strategy=cfg.scaling.placement_strategy,
                 ),
-                failure_config=FailureConfig(max_failures=0),  # restarts are this loop's (see the module doc)
-                callbacks=list(callbacks),
-            ),
-            datasets={"train": dataset},
-            dataset_config=ordered_ingest(),
-        )
-        try:
-            result = trainer.fit()
-        except ray.train.TrainingFailedError as e:
-            if attempt == cfg.train.max_failures:
-                close_run(cfg.tracking.tracking_uri or "", experiment_name(cfg.model.name, cfg.tracking.experiment),
-                          cfg.name, "FAILED")  # fmt: skip
-                raise
-            log.warning("attempt %d of %s failed (%s); restarting from its last checkpoint", attempt + 1, cfg.name, e)
-            continue
-        outcome = TrainOutcome(**result.return_value, checkpoint=result.checkpoint)
-        if outcome.stopped:
-            raise NonFiniteLossError(outcome.stopped, outcome)
-        return outcome
-    raise AssertionError("unreachable")
+                run_config=RunConfig(
+                    name=cfg.name,
+                    storage_path=cfg.train.storage_path,
+                    checkpoint_config=CheckpointConfig(
+                        num_to_keep=cfg.train.keep_best,
+                        checkpoint_score_attribute=VAL_METRIC,
+                        checkpoint_score_order="max",
+                    ),
+                    failure_config=FailureConfig(max_failures=0),  # restarts are this loop's (see the module doc)
+                    callbacks=list(callbacks),
+                ),
+                datasets={"train": dataset},
+                dataset_config=ordered_ingest(),
+            )
+            try:
+                result = trainer.fit()
+            except ray.train.TrainingFailedError as e:
+                if attempt == cfg.train.max_failures:
+                    close_run(cfg.tracking.tracking_uri or "", experiment_name(cfg.model.name, cfg.tracking.experiment),
+                              cfg.name, "FAILED")  # fmt: skip
+                    raise
+                log.warning(
+                    "attempt %d of %s failed (%s); restarting from its last checkpoint", attempt + 1, cfg.name, e
+                )
+                continue
+            outcome = TrainOutcome(**result.return_value, checkpoint=result.checkpoint)
+            if outcome.stopped:
+                raise NonFiniteLossError(outcome.stopped, outcome)
+            return outcome
+        raise AssertionError("unreachable")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 from ray.train import Checkpoint
 
 from blindsr.config import Config, flatten, from_dict, save_yaml
+from blindsr.console import Event, losses_of, send
 from blindsr.data.stream import DataMeter
 from blindsr.models import build_model, count_parameters
 from blindsr.tracking import Tracker, experiment_name, registered_name
@@ -91,9 +93,12 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     shard = ray.train.get_dataset_shard("train")
     meter = DataMeter(shard.iter_torch_batches(batch_size=cfg.data.task_size), actors=config["actors"], consumers=world)
 
+    channel = config.get("progress") if rank == 0 else None  # the driver's console, when it asked for one
+
     def log_metrics(metrics: Metrics, step: int) -> None:
         if rank == 0:
             tracker.metrics({**metrics, **meter.metrics()}, step=step)
+            send(channel, Event(step, losses_of(metrics), sent=time.time()))
 
     def validate_(step: int) -> Metrics:
         if rank != 0:
@@ -102,7 +107,9 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         tracker.metrics(values, step=step)
         if picture is not None:
             tracker.image(picture, f"samples/step_{step:07d}.png", step=step)
-        log.info("step %d: %s %.2f dB", step, VAL_METRIC, values[VAL_METRIC])
+        log.debug("step %d: %s %.2f dB", step, VAL_METRIC, values[VAL_METRIC])  # the driver prints it
+        bicubic = values.get("val/bicubic_psnr_y")
+        send(channel, Event(step, {}, val_psnr=values[VAL_METRIC], bicubic_psnr=bicubic, sent=time.time()))
         return values
 
     def save(step: int, values: Metrics) -> None:
