@@ -41,7 +41,7 @@ K, N, PATCH, SCALE = 4, 8, 24, 4
 def workload(actors: int) -> Config:
     cfg = build_config(
         "cmdsr_paper",
-        overrides=[f"data.patch_size={PATCH}", f"data.patches_per_task={N}", f"data.task_size={K}"],
+        overrides=[f"data.patch_size={PATCH}", f"data.patches_per_task={N}", f"data.tasks_per_step={K}"],
     )
     cfg.scaling.degrade_actors = actors
     return cfg

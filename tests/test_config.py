@@ -46,6 +46,17 @@ def test_unknown_key_names_key_file_and_choices(tmp_path):
     assert "lr_condition" in msg  # valid keys listed
 
 
+def test_a_renamed_key_names_its_new_name(tmp_path):
+    p = tmp_path / "old.yaml"
+    p.write_text("data:\n  task_size: 4\n")
+    with pytest.raises(ConfigError, match=rf"'data.task_size' in {p} was renamed: use 'data.tasks_per_step'"):
+        load_yaml(p)
+    with pytest.raises(ConfigError, match=r"'data.task_size' in --set was renamed: use 'data.tasks_per_step'"):
+        build_config("cmdsr_smoke", None, ["data.task_size=4"])
+    with pytest.raises(ConfigError, match=r"'train.device' in --set was renamed: use 'scaling.use_gpu' \(true, false"):
+        build_config("cmdsr_smoke", None, ["train.device=cpu"])
+
+
 def test_unknown_top_level_section(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("modle: {name: cdsr}\n")
@@ -89,7 +100,7 @@ def test_overrides_coerce_types():
         Config(),
         [
             "optim.lr=2e-4",
-            "data.task_size=4",
+            "data.tasks_per_step=4",
             "data.augment=false",
             "degradation.noise_range=[0, 30]",
             "optim.milestones=10,20",
@@ -99,7 +110,7 @@ def test_overrides_coerce_types():
         ],
     )
     assert cfg.optim.lr == 2e-4
-    assert cfg.data.task_size == 4 and cfg.data.augment is False
+    assert cfg.data.tasks_per_step == 4 and cfg.data.augment is False
     assert cfg.degradation.noise_range == [0.0, 30.0]
     assert cfg.optim.milestones == [10, 20]
     assert cfg.scaling.use_gpu is None
@@ -118,10 +129,10 @@ def test_override_errors():
 
 def test_build_config_layers(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("data:\n  task_size: 2\n")
+    p.write_text("data:\n  tasks_per_step: 2\n")
     cfg = build_config("cmdsr_paper", p, ["model.support_size=5"])
     assert cfg.name == "cmdsr_x4"  # from the preset
-    assert cfg.data.task_size == 2  # from the file
+    assert cfg.data.tasks_per_step == 2  # from the file
     assert cfg.model.support_size == 5  # from --set
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*cmdsr_paper"):
         build_config("nope")
@@ -136,12 +147,12 @@ def test_flatten_is_dotted_and_complete():
 
 def test_paper_presets_hold_paper_settings():
     c = PRESETS["cmdsr_paper"]()
-    assert (c.scale, c.data.task_size, c.model.support_size, c.data.patch_size, c.optim.t0) == (4, 8, 20, 48, 10)
+    assert (c.scale, c.data.tasks_per_step, c.model.support_size, c.data.patch_size, c.optim.t0) == (4, 8, 20, 48, 10)
     assert c.data.patches_per_task == 40
     assert c.degradation.kernel_size == 15 and c.degradation.noise_range == [0.0, 75.0]
     d = PRESETS["cdsr_paper"]()
     assert d.degradation.kernel_size == 21 and d.degradation.downsampler == "sfold"
-    assert d.data.task_size == 32 and d.model.moco_queue == 8192
+    assert d.data.tasks_per_step == 32 and d.model.moco_queue == 8192
     assert textwrap.dedent(dump_yaml(d)).startswith("name: cdsr_x4")
 
 

@@ -71,7 +71,8 @@ def test_helpers():
     assert line.startswith("cdsr_demo: cdsr x2, 400 steps of ") and "patches" in line
 
 
-def test_the_policy_quiets_frameworks_unless_verbose():
+@pytest.mark.ray
+def test_the_policy_quiets_frameworks_unless_verbose(ray_session):
     try:
         console.configure(verbose=False)
         assert console.ray_init_options() == {"log_to_driver": False, "logging_level": logging.ERROR}
@@ -79,6 +80,9 @@ def test_the_policy_quiets_frameworks_unless_verbose():
         assert not logging.getLogger("mlflow.store").isEnabledFor(logging.WARNING)
         from ray.util.annotations import RayDeprecationWarning
 
+        from blindsr.train.launch import ensure_ray
+
+        ensure_ray()  # sets Ray's deprecation filter (Ray itself is already up: the module's ray_session)
         with warnings.catch_warnings(record=True) as caught:
             warnings.warn("old", RayDeprecationWarning, stacklevel=1)
         assert not caught

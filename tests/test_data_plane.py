@@ -41,8 +41,7 @@ def small_cfg(source: str, *overrides: str) -> Config:
             f"scale={S}",
             f"data.patch_size={P}",
             f"data.patches_per_task={N}",
-            f"data.task_size={K}",
-            "data.val_tasks=8",
+            f"data.tasks_per_step={K}",
             "seed=3",
             "degradation.kernel_size=7",
             "degradation.sigma_range=[0.5,1.5]",
@@ -283,9 +282,9 @@ def test_train_stream_under_training_load_groups_every_batch(ray_session, folder
 @pytest.mark.slow
 def test_val_stream_is_identical_across_runs(ray_session, folder):
     """Two runs, and even two pool sizes (so other actors make each row), give the same rows in the same order."""
-    from blindsr.data.stream import val_dataset
+    from blindsr.data.stream import build_dataset
 
-    runs = [collect(val_dataset(small_cfg(str(folder), f"scaling.degrade_actors={a}"))) for a in (2, 1)]
+    runs = [collect(build_dataset(small_cfg(str(folder), f"scaling.degrade_actors={a}"), "val", 8)) for a in (2, 1)]
     first, second = ({k: np.concatenate([b[k] for b in run]) for k in run[0]} for run in runs)
     assert first["task_id"].tolist() == list(range(8))  # in task order
     for name in first:

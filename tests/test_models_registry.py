@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from blindsr.config import ModelConfig
-from blindsr.models import MODELS, build_model
+from blindsr.models import MODELS, Family, build_model, family_of
+from blindsr.models.family import REQUIRED, check_family, check_paper
+from blindsr.models.fields import all_fields, fields_used, ignored_message
+from blindsr.models.moco import MoCoSR
 
 TINY = {"n_feats": 16, "n_blocks": 1, "support_size": 2, "codebook_size": 16, "moco_queue": 32}
 VARIANTS = [ModelConfig(name=name, **TINY) for name in sorted(MODELS)] + [
@@ -70,3 +73,73 @@ def test_config_accepts_exactly_the_registered_models():
     from typing import get_args, get_type_hints
 
     assert get_args(get_type_hints(ModelConfig)["name"]) == tuple(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_has_what_its_family_needs(name):
+    cfg = ModelConfig(name=name, **TINY)
+    model = build_model(cfg, 2)
+    assert family_of(model) is family_of(cfg) is family_of(name)
+    assert all(hasattr(model, attr) for attr in REQUIRED[family_of(name)])
+    expected = {"cmdsr": Family.CONDITIONAL, "cdsr": Family.CONTRASTIVE, "dasr": Family.CONTRASTIVE}
+    assert family_of(name) is expected.get(name, Family.PLAIN)
+
+
+def test_a_model_that_claims_a_family_without_its_methods_fails_at_build_time():
+    class Broken(torch.nn.Module):
+        family = Family.CONTRASTIVE  # no encoder, generator, contrastive_forward ...
+
+    with pytest.raises(TypeError, match="Broken claims the contrastive family but lacks encoder, generator"):
+        check_family(Broken())
+
+    class HalfMoCo(MoCoSR):  # a contrastive model whose registry entry says plain
+        pass
+
+    model = HalfMoCo(torch.nn.Conv2d(3, 4, 3), torch.nn.Identity(), queue_size=8)
+    with pytest.raises(TypeError, match="is contrastive, the registry lists plain"):
+        check_family(model, "edsr")
+
+
+def test_each_paper_job_trains_its_families_only():
+    assert check_paper("cdsr", "dasr") is None and check_paper("cmdsr", "edsr") is None
+    assert check_paper("cmdsr", "cdsr") == (
+        "model.name='cdsr' is a contrastive model: train it with train_cdsr.py, not train_cmdsr.py"
+    )
+
+
+OTHER = {  # two valid values of every ModelConfig field: a test takes the one its config does not have
+    "n_feats": (32, 48), "n_blocks": (2, 3), "basenet": ("edsr", "srresnet"), "support_size": (3, 4),
+    "modulation": ("sft", "scale"), "encoder": ("dasr", "lpe"), "use_pixel_branch": (False, True),
+    "use_patch_branch": (False, True), "use_codebook": (False, True), "codebook_size": (32, 64),
+    "fusion": ("adain", "dqa"), "trunk": ("dasr", "rrdb"), "moco_queue": (64, 128),
+    "moco_momentum": (0.9, 0.99), "moco_temperature": (0.1, 0.2),
+}  # fmt: skip
+FLOATS = {"moco_momentum", "moco_temperature"}  # read at training time: no trace in the built weights
+
+
+def fingerprint(cfg: ModelConfig) -> tuple:
+    torch.manual_seed(0)
+    model = build_model(cfg, 2)
+    return repr(model), [(k, tuple(v.shape), v.sum().item()) for k, v in model.state_dict().items()]
+
+
+@pytest.mark.parametrize("cfg", VARIANTS, ids=IDS)
+def test_a_field_is_listed_as_used_exactly_when_it_changes_the_model(cfg):
+    assert set(OTHER) == all_fields()
+    base = fingerprint(cfg)
+    for field in sorted(all_fields() - FLOATS):
+        other = next(v for v in OTHER[field] if v != getattr(cfg, field))
+        changed = fingerprint(dataclasses.replace(cfg, **{field: other}))
+        assert (changed != base) == (field in fields_used(cfg)), f"{cfg.name}: {field}"
+
+
+def test_keys_a_model_ignores_are_named_with_what_it_reads():
+    vdsr = ModelConfig(name="vdsr")
+    assert ignored_message(vdsr, ["model.n_feats", "optim.lr"]) is None
+    assert ignored_message(vdsr, ["model.name", "model.n_blocks"]) == (
+        "model.n_blocks: not used by model 'vdsr', which reads model.n_feats"
+    )
+    no_codebook = ModelConfig(name="cdsr", use_codebook=False, trunk="dasr")
+    assert ignored_message(no_codebook, ["model.codebook_size", "model.n_blocks"]).startswith(
+        "model.codebook_size, model.n_blocks: not used by model 'cdsr' (encoder lpe, trunk dasr)"
+    )

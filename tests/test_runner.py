@@ -21,7 +21,7 @@ from blindsr.train.step import make_step
 def batches(cfg: Config, first_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
     """The stream's batches in memory: step s (1-based) holds task ids (s-1)·k … s·k-1, uint8 like the stream."""
     worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
-    k, step = cfg.data.task_size, first_step
+    k, step = cfg.data.tasks_per_step, first_step
     while True:
         rows = [worker.make(t) for t in range(step * k, (step + 1) * k)]
         yield {
@@ -60,14 +60,14 @@ def test_cadence_hooks_and_tail_batches():
     short = {k: v[:1] for k, v in next(batches(cfg, first_step=100)).items()}  # a tail batch of 1 task
     feed = [next(stream), short, *(next(stream) for _ in range(9))]  # more than 7 steps' worth
     result = run_steps(
-        step_fn, feed, Cadence.of(cfg), tasks_per_step=cfg.data.task_size,
+        step_fn, feed, Cadence.of(cfg), tasks_per_step=cfg.data.tasks_per_step,
         log=lambda m, i: logged.append((i, set(m))), validate=lambda i: validated.append(i) or {"val/psnr_y": i},
         save=lambda i, v: saved.append((i, v)), hooks=[hook],
     )  # fmt: skip
     assert result.step == 7 and result.stopped is None and result.last_saved == 7
     assert [i for i, _ in logged] == [2, 4, 6] and all("train/loss_l1" in m for _, m in logged)
     assert validated == [3, 5, 6, 7] and saved == [(i, {"val/psnr_y": i}) for i in validated]  # + the last step
-    k = cfg.data.task_size
+    k = cfg.data.tasks_per_step
     assert hook.steps == [(s, list(range((s - 1) * k, s * k))) for s in range(1, 8)]  # the tail batch was skipped
     assert result.val_metrics == {"val/psnr_y": 7}
 
@@ -75,7 +75,7 @@ def test_cadence_hooks_and_tail_batches():
 def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
     cfg = smoke()
     straight, straight_step = setup(cfg)
-    run_steps(straight_step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.task_size)
+    run_steps(straight_step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.tasks_per_step)
 
     first, first_step = setup(cfg)
     saved = []
@@ -84,7 +84,7 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
         saved.append(i)
         checkpoint.save(tmp_path / f"step{i}", cfg, first, first_step.state_dict(), {"step": i})
 
-    part = run_steps(first_step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.task_size, save=save)
+    part = run_steps(first_step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.tasks_per_step, save=save)
     assert saved == [3, 6] and part.step == 6
     again, again_step = setup(cfg)
     state = checkpoint.read(tmp_path / "step3")
@@ -96,7 +96,7 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
         batches(cfg, first_step=3),
         Cadence.of(cfg),
         start=3,
-        tasks_per_step=cfg.data.task_size,
+        tasks_per_step=cfg.data.tasks_per_step,
         hooks=[hook],
     )
     assert resumed.step == 6 and [s for s, _ in hook.steps] == [4, 5, 6]
@@ -107,7 +107,7 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
 def test_non_finite_losses_stop_with_the_step_and_last_checkpoint():
     cfg = smoke("optim.lr=1e30", "train.max_nonfinite=2", "model.name=srresnet", "train.checkpoint_every=1")
     _model, step_fn = setup(cfg)
-    result = run_steps(step_fn, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.task_size, where="/runs/x")
+    result = run_steps(step_fn, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.tasks_per_step, where="/runs/x")
     assert result.stopped is not None and result.step < cfg.train.steps
     assert result.stopped == (
         f"2 non-finite losses in a row up to step {result.step}; last good checkpoint: "
@@ -119,7 +119,7 @@ def test_non_finite_losses_stop_with_the_step_and_last_checkpoint():
 def test_a_finished_run_trains_nothing():
     cfg = smoke()
     _model, step_fn = setup(cfg)
-    result = run_steps(step_fn, batches(cfg), Cadence.of(cfg), start=6, tasks_per_step=cfg.data.task_size)
+    result = run_steps(step_fn, batches(cfg), Cadence.of(cfg), start=6, tasks_per_step=cfg.data.tasks_per_step)
     assert result.step == 6 and result.metrics == {} and step_fn.iteration == 0
 
 

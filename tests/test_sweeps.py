@@ -83,6 +83,10 @@ def write(tmp_path: Path, text: str) -> Path:
         ("family: cmdsr\nschedule: asha\nspace: {seed: {grid: [0]}}", "unknown key 'schedule'"),
         ("family: cmdsr\nrows: [{label: a, paper: {Set5: x}}]", "rows[0].paper.Set5"),
         ("family: cmdsr\nrows: [{label: a}]\nevaluate: {degradations: [mild]}", "'mild' is not a degradation"),
+        ("family: cmdsr\nrows: [{label: a, set: {model.name: dasr}}]", "is a contrastive model: train it with"),
+        ("family: cmdsr\nrows: [{label: a, set: {model.name: vdsr, model.n_blocks: 3}}]", "model.n_blocks: not used"),
+        ("family: cdsr\nspace: {model.codebook_size: {grid: [8, 16]}}\nbase: {model.use_codebook: false}", "not used"),
+        ("family: cdsr\nspace: {model.name: {choice: [cdsr, edsr]}}", "space.model.name: model.name='edsr' is a plain"),
     ],
 )
 def test_bad_files_name_the_file_and_the_key(tmp_path, text, message):

@@ -95,9 +95,8 @@ class DataConfig:
     val_source: str = "corpus"
     patch_size: int = 48  # LR patch side; HR side = scale · patch_size
     patches_per_task: int = 40  # CMDSR code: 2n (two halves of n = 20); CDSR: 2 (query + key crop)
-    task_size: int = 8  # k: tasks per optimisation step
+    tasks_per_step: int = 8  # k: tasks per optimisation step and train worker (was data.task_size)
     augment: bool = True  # flips and 90° rotations (dihedral group) per HR crop
-    val_tasks: int = 16
     recursive: bool = True
     # CDSR/DASR MoCo positive pair (CDSR Table 1): the key crop shares the query's image and degradation |
     # comes from another image with the same degradation | the same image with another degradation
@@ -109,7 +108,7 @@ class DataConfig:
     def problems(self) -> list[tuple[str, str]]:
         return [
             (k, f"must be >= 1, got {getattr(self, k)}")
-            for k in ("patch_size", "patches_per_task", "task_size", "val_tasks")
+            for k in ("patch_size", "patches_per_task", "tasks_per_step")
             if getattr(self, k) < 1
         ]
 
@@ -187,7 +186,6 @@ class TrainConfig:
     keep_best: int = 2  # checkpoints kept, ranked by validation PSNR
     max_failures: int = 1  # worker-group restarts from the last checkpoint
     log_every: int = 10
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     storage_path: str | None = None  # None: <project>/outputs/ray (use S3/NFS on a multi-node cluster)
     val_protocol: Literal["auto", "cmdsr", "cdsr9", "bicubic"] = "auto"  # auto: the model family's paper
     val_crop: int = 96  # HR side of the centre crop of each validation image (0: whole image)
@@ -388,6 +386,14 @@ def _section_hints(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 
 
+# keys that moved: the error names where to now (not a "did you mean" guess)
+RENAMED = {
+    "data.task_size": "use 'data.tasks_per_step'",
+    "train.device": "use 'scaling.use_gpu' (true, false, or null: GPUs when the cluster has them)",
+    "data.val_tasks": "removed: in-training validation reads train.val_images whole images of data.val_source",
+}
+
+
 def from_dict(cls: type, data: dict[str, Any] | None, origin: str | None = None, prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a (possibly partial) nested dict; missing keys keep defaults."""
     if data is None:
@@ -400,6 +406,8 @@ def from_dict(cls: type, data: dict[str, Any] | None, origin: str | None = None,
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
+        if full in RENAMED:
+            raise ConfigError(f"{full!r}{_where(origin)} was renamed: {RENAMED[full]}")
         if key not in hints:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
@@ -531,7 +539,7 @@ def cmdsr_paper() -> Config:
         name="cmdsr_x4",
         scale=4,
         degradation=cmdsr_train(4),
-        data=DataConfig(patch_size=48, patches_per_task=40, task_size=8),
+        data=DataConfig(patch_size=48, patches_per_task=40, tasks_per_step=8),
         model=ModelConfig(name="cmdsr", n_blocks=10),
         optim=OptimConfig(lr=1e-4, lr_condition=1e-4, milestones=[500_000, 900_000], gamma=0.1, t0=10),
         train=TrainConfig(steps=1_000_000, val_every=5000, checkpoint_every=5000),
@@ -546,7 +554,7 @@ def cdsr_paper(scale: int = 4) -> Config:
         name=f"cdsr_x{scale}",
         scale=scale,
         degradation=cdsr_train(scale),
-        data=DataConfig(patch_size=48, patches_per_task=2, task_size=32, sampler="pair"),
+        data=DataConfig(patch_size=48, patches_per_task=2, tasks_per_step=32, sampler="pair"),
         model=ModelConfig(name="cdsr", n_blocks=10),
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
         optim=OptimConfig(lr=1e-4, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0),
@@ -570,7 +578,7 @@ def cmdsr_demo() -> Config:
         name="cmdsr_demo",
         scale=2,
         degradation=cmdsr_train(2),
-        data=DataConfig(patch_size=24, patches_per_task=8, task_size=4, val_tasks=4),
+        data=DataConfig(patch_size=24, patches_per_task=8, tasks_per_step=4),
         model=ModelConfig(name="cmdsr", n_feats=32, n_blocks=10, support_size=4),
         optim=OptimConfig(lr=1e-3, lr_condition=1e-4, milestones=[400], gamma=0.5, t0=10),
         train=TrainConfig(steps=500, val_every=100, checkpoint_every=100, log_every=10, val_crop=96),
@@ -586,7 +594,7 @@ def cdsr_demo() -> Config:
         name="cdsr_demo",
         scale=2,
         degradation=cdsr_train(2),
-        data=DataConfig(patch_size=24, patches_per_task=2, task_size=8, val_tasks=4, sampler="pair"),
+        data=DataConfig(patch_size=24, patches_per_task=2, tasks_per_step=8, sampler="pair"),
         model=ModelConfig(name="cdsr", n_blocks=2, codebook_size=256, moco_queue=512),
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
         optim=OptimConfig(lr=2e-4, milestones=[300], gamma=0.5, t0=0),
@@ -598,7 +606,7 @@ def cdsr_demo() -> Config:
 def _smoke(cfg: Config) -> Config:
     """Shrink a demo to a sub-minute CPU run with 2 train workers (tests)."""
     cfg.name = cfg.name.replace("_demo", "_smoke")
-    cfg.data.patch_size, cfg.data.task_size, cfg.data.val_tasks = 16, 2, 2
+    cfg.data.patch_size, cfg.data.tasks_per_step = 16, 2
     cfg.model.n_feats = min(cfg.model.n_feats, 16)
     cfg.model.n_blocks = 1
     cfg.model.codebook_size, cfg.model.moco_queue = 32, 32

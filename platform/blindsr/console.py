@@ -5,7 +5,8 @@ Quiet (the default) means: our ``blindsr.*`` INFO lines; everything else at WARN
 workers' own logs stay in Ray's log files (``/tmp/ray/session_latest/logs``) instead of the console; Ray's
 and MLflow's deprecation and future warnings hidden. The training progress reaches the driver as
 :class:`Progress` events (``blindsr.train.launch.fit(progress=...)``), shown as one tqdm bar on a terminal,
-else as at most :data:`MAX_LINES` progress lines per run. Ray is imported only by :func:`configure`.
+else as at most :data:`MAX_LINES` progress lines per run. No Ray or MLflow imports here (Ray's own
+deprecation filter is set where Ray starts: ``blindsr.train.launch.ensure_ray``).
 """
 
 from __future__ import annotations
@@ -36,11 +37,8 @@ def configure(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.NOTSET if verbose else logging.ERROR)
     if not verbose:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per model download
-        from ray.util.annotations import RayDeprecationWarning  # importing Ray puts its own filter first
-
         for category in (DeprecationWarning, FutureWarning, UserWarning):
             warnings.filterwarnings("ignore", category=category, module=r"(ray|mlflow|torch|pydantic)\b")
-        warnings.filterwarnings("ignore", category=RayDeprecationWarning)  # from Ray Train's own calls
 
 
 def verbose() -> bool:
@@ -55,9 +53,9 @@ def ray_init_options() -> dict[str, Any]:
 def run_line(cfg: Any) -> str:
     """One line a training job starts with: what trains, how much, and where it is tracked."""
     d, w = cfg.data, cfg.scaling.num_workers
-    patches = d.task_size * d.patches_per_task * w
+    patches = d.tasks_per_step * d.patches_per_task * w
     return (
-        f"{cfg.name}: {cfg.model.name} x{cfg.scale}, {cfg.train.steps} steps of {d.task_size * w} tasks x "
+        f"{cfg.name}: {cfg.model.name} x{cfg.scale}, {cfg.train.steps} steps of {d.tasks_per_step * w} tasks x "
         f"{d.patches_per_task} patches ({patches} LR {d.patch_size}px patches), {w} worker(s), "
         f"lr {cfg.optim.lr:g}; data {d.source}; tracking {cfg.tracking.tracking_uri}"
     )

@@ -31,7 +31,7 @@ from blindsr.data.sources import HRImage
 from blindsr.degradations.pipeline import apply, mod_crop
 from blindsr.degradations.presets import TEST_PRESETS
 from blindsr.infer import model_scale, upscale_array
-from blindsr.models import is_conditional
+from blindsr.models import Family, family_of
 from blindsr.models.cmdsr import SELF_SUPPORT_PATCH
 from blindsr.validation import bicubic_image, centre_crop, score
 
@@ -202,7 +202,7 @@ def score_rows(models: Mapping[str, nn.Module], scale: int, oracle: bool = True)
             raise ValueError(f"model {name} upscales x{got} but the protocol is evaluated at x{scale}")
     runs: dict[str, tuple[nn.Module, bool]] = {name: (m, False) for name, m in models.items()}
     for name, m in models.items():
-        if oracle and is_conditional(m):
+        if oracle and family_of(m) is Family.CONDITIONAL:
             runs[name + ORACLE] = (m, True)
     return runs
 

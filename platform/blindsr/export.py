@@ -28,9 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from blindsr.models import is_conditional
+from blindsr.models import Family, family_of
 from blindsr.models.cmdsr import CONDITION_DIM, SELF_SUPPORT_PATCH, self_support
-from blindsr.models.moco import MoCoSR
 
 OPSET = 18
 MIN_OPSET = 18  # torch.onnx's dynamo exporter (onnxscript) writes opset 18 and newer
@@ -47,7 +46,7 @@ class ExportError(RuntimeError):
 class _SR(nn.Module):
     """CDSR / DASR at test time: the encoder embeds the whole LR, the generator super-resolves it."""
 
-    def __init__(self, model: MoCoSR) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -92,13 +91,14 @@ def graphs(model: nn.Module) -> list[Graph]:
     """The test-time graphs of ``model`` (eval mode, CPU), with (1, 3, 48, 64) example inputs."""
     lr = torch.rand(1, 3, *CHECK_SIZES[0])
     hw = {2: "h", 3: "w"}
-    if is_conditional(model):
+    family = family_of(model)
+    if family is Family.CONDITIONAL:
         support = self_support(lr, model.support_size, SELF_SUPPORT_PATCH, torch.Generator().manual_seed(0))
         return [
             Graph("", _ConditionedSR(model), {"lr": lr, "condition": torch.rand(1, CONDITION_DIM)}, {"lr": hw}, "sr"),
             Graph(".condition", _Condition(model), {"support": support}, {"support": {3: "p", 4: "p"}}, "condition"),
         ]
-    module = _SR(model) if isinstance(model, MoCoSR) else model
+    module = _SR(model) if family is Family.CONTRASTIVE else model
     return [Graph("", module, {"lr": lr}, {"lr": hw}, "sr")]
 
 

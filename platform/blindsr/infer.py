@@ -33,9 +33,8 @@ from tqdm import tqdm
 from blindsr.data.images import ImageReadError, read_image
 from blindsr.data.sources import list_image_files
 from blindsr.metrics import to_uint8
-from blindsr.models import is_conditional
+from blindsr.models import Family, family_of
 from blindsr.models.cmdsr import SELF_SUPPORT_PATCH, self_support
-from blindsr.models.moco import MoCoSR
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +93,15 @@ def conditioned(
     """``model`` with its condition fixed from the whole image ``lr`` (1, 3, h, w): a function mapping any
     crop (1, 3, h', w') of it to SR (1, 3, s·h', s·w'). ``support`` (1, n, 3, p, p) replaces CMDSR's
     self-support."""
-    if is_conditional(model):
+    family = family_of(model)
+    if family is Family.CONDITIONAL:
         if support is None:
             support = self_support(lr, model.support_size, SELF_SUPPORT_PATCH, torch.Generator().manual_seed(seed))
         condition = model.condition(support.to(lr))
         return lambda x: model(x, condition)
     if support is not None:
         raise ValueError(f"{type(model).__name__} takes no support set")
-    if isinstance(model, MoCoSR):
+    if family is Family.CONTRASTIVE:
         embedding = model.encoder.embed(lr)
         return lambda x: model.generator(x, embedding)
     return model

@@ -35,6 +35,8 @@ import yaml
 from blindsr.config import Config, ConfigError, apply_overrides, build_config, yaml_problem
 from blindsr.data.benchmarks import ALIASES
 from blindsr.degradations.presets import TEST_PRESETS
+from blindsr.models.family import check_paper
+from blindsr.models.fields import ignored_message
 
 BUDGETS = ("smoke", "demo", "paper")
 FAMILIES = ("cmdsr", "cdsr")
@@ -228,16 +230,30 @@ def _values_to_check(dist: str, values: list[Any]) -> list[Any]:
     return values if dist in ("grid", "choice") else [values[0], values[1]]
 
 
+def _paper(space: Space, cfg: Config, where: str, given: list[str]) -> None:
+    """The trial config must be trainable by the file's family and read every ``model.*`` key it was given."""
+    wrong = check_paper(space.family, cfg.model)
+    if wrong:
+        raise SpaceError(f"{where}: {wrong} (this file's family is {space.family})")
+    ignored = ignored_message(cfg.model, given)
+    if ignored:
+        raise SpaceError(f"{where}: {ignored}")
+
+
 def validate(space: Space) -> None:
     """Apply every key of every budget × row × grid/choice value × range bound to the schema."""
     p = space.path
     for budget in BUDGETS:
         cfg = space.config(budget)
         for row in space.rows or [None]:
-            row_cfg = cfg if row is None else _check(cfg, row.overrides(budget), f"{p} rows[{row.label!r}]")
+            where = f"{p} rows[{row.label!r}]" if row is not None else f"{p} base"
+            given = [*space.base, *space.budgets.get(budget, {}), *(row.overrides(budget) if row else {})]
+            row_cfg = cfg if row is None else _check(cfg, row.overrides(budget), where)
             for key, (dist, values) in space.space.items():
                 for v in _values_to_check(dist, values):
-                    _check(row_cfg, {key: v}, f"{p} space.{key}")
+                    trial = _check(row_cfg, {key: v}, f"{p} space.{key}")
+                    _paper(space, trial, f"{p} space.{key}", [*given, key])
+            _paper(space, row_cfg, where, given)
             degs = list(TEST_PRESETS[space.evaluate.protocol](row_cfg.scale))
             for d in space.evaluate.degradations or []:
                 if d not in degs:

@@ -20,9 +20,8 @@ from blindsr.degradations.resize import imresize
 from blindsr.degradations.spec import DegradationSpec
 from blindsr.infer import upscale_array
 from blindsr.metrics import psnr, ssim, to_uint8
+from blindsr.models.family import Family, family_of
 from blindsr.visualize import grid, kernel_image
-
-CONTRASTIVE_MODELS = ("cdsr", "dasr")
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def protocol_for(cfg: Config) -> tuple[str, list[str] | None]:
     → Middle and Severe."""
     name = cfg.train.val_protocol
     if name == "auto":
-        name = "cdsr9" if cfg.model.name in CONTRASTIVE_MODELS else "cmdsr"
+        name = "cdsr9" if family_of(cfg.model) is Family.CONTRASTIVE else "cmdsr"
     if name == "cdsr9":
         names = list(TEST_PRESETS["cdsr9"](cfg.scale))
         return name, [names[0], names[4], names[8]]

@@ -63,7 +63,7 @@ def test_sigkilled_actor_and_train_worker_lose_and_repeat_no_task(tmp_path):
     assert actor.exists() and kill.marker.exists()  # both faults happened
     assert outcome.step == 8 and outcome.resumed == 4 and outcome.model_version == "1"
 
-    records, k = ids.read(), cfg.data.task_size
+    records, k = ids.read(), cfg.data.tasks_per_step
     assert [(r["start"], r["step"]) for r in records] == [(0, s) for s in range(1, 7)] + [(4, s) for s in range(5, 9)]
     assert [r["ids"] for r in records[:6]] == [i for _, i in canonical(6, k)]  # the actor's batch was re-run
     assert records[6]["ids"] == canonical(8, k)[4][1]  # the first batch after the restart is step 5's

@@ -10,8 +10,8 @@
 * train: ``steps × k × consumers`` rows, so every consumer gets exactly ``steps`` batches of k (Ray 2.60 has no
   unbounded source; a bounded range is the endless stream's honest form). A row is a function of its task
   id, so a resumed run passes ``first_task`` to continue past the tasks it has already seen.
-* val: ``data.val_tasks`` rows from ``data.val_source``, no augmentation, order preserved: identical on
-  every run with the same seed.
+* ``build_dataset(cfg, "val", n)``: n rows from ``data.val_source``, no augmentation, in order: identical on
+  every run with the same seed (in-training validation reads whole images instead: ``blindsr.validation``).
 
 Resource rule (ray-project/ray#44687: actors that take every CPU starve Ray Data's read tasks forever):
 :func:`plan_resources` reserves the train workers' CPUs and :data:`READ_CPUS` for read tasks, and gives the
@@ -171,7 +171,7 @@ def build_dataset(
         raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
     preflight(cfg.data.source if stream == "train" else cfg.data.val_source)
     plan = plan or plan_resources(cfg.scaling)
-    batch = min(cfg.data.task_size, ROWS_PER_BLOCK)
+    batch = min(cfg.data.tasks_per_step, ROWS_PER_BLOCK)
     rows = max(batch, min(ROWS_PER_BLOCK, math.ceil(num_tasks / (2 * plan.actors))))  # ≥ 2 blocks per actor
     blocks = min(MAX_READ_BLOCKS, math.ceil(num_tasks / rows))
     ds = ray.data.range(num_tasks, override_num_blocks=blocks).map_batches(
@@ -202,15 +202,10 @@ def train_dataset(
     worker_cls: type[DegradeWorker] = DegradeWorker,
     console: Any = None,
 ) -> ray.data.Dataset:
-    """Training rows for ``steps`` (default ``cfg.train.steps``) batches of ``data.task_size`` per train worker."""
+    """Training rows for ``steps`` (default ``cfg.train.steps``) batches of ``data.tasks_per_step`` per train worker."""
     steps = cfg.train.steps if steps is None else steps
-    num_tasks = steps * cfg.data.task_size * cfg.scaling.num_workers
+    num_tasks = steps * cfg.data.tasks_per_step * cfg.scaling.num_workers
     return build_dataset(cfg, "train", num_tasks, first_task, plan, worker_cls, console)
-
-
-def val_dataset(cfg: Config, plan: DataPlan | None = None) -> ray.data.Dataset:
-    """``data.val_tasks`` validation rows, the same on every run with the same seed, in task-id order."""
-    return build_dataset(cfg, "val", cfg.data.val_tasks, plan=plan)
 
 
 class DataMeter:

@@ -15,6 +15,7 @@ from blindsr.models.cdsr import CDSR
 from blindsr.models.cmdsr import CMDSR
 from blindsr.models.dasr import DASR
 from blindsr.models.edsr import EDSR
+from blindsr.models.family import Family, check_family, family_of
 from blindsr.models.idn import IDN
 from blindsr.models.srresnet import SRResNet
 from blindsr.models.vdsr import VDSR
@@ -86,15 +87,14 @@ MODELS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
 
 
 def build_model(cfg: ModelConfig, scale: int) -> nn.Module:
-    """Build the architecture named by ``cfg.name`` at ``scale``."""
+    """Build the architecture named by ``cfg.name`` at ``scale``; it must have what its family needs
+    (``family.check_family``)."""
     if cfg.name not in MODELS:
         raise ValueError(f"unknown model {cfg.name!r}; valid models: {', '.join(MODELS)}")
-    return MODELS[cfg.name](cfg, scale)
+    return check_family(MODELS[cfg.name](cfg, scale), cfg.name)
 
 
-def is_conditional(model: nn.Module) -> bool:
-    """True for models that take a support set next to the LR input (CMDSR)."""
-    return isinstance(model, CMDSR)
+__all__ = ["BASENETS", "MODELS", "Family", "build_model", "count_parameters", "family_of"]
 
 
 def count_parameters(model: nn.Module) -> int:

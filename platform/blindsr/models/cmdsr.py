@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from blindsr.models.family import Family
 from blindsr.models.modulation import MODULATIONS
 
 CONDITION_DIM = 128
@@ -59,6 +60,8 @@ class CMDSR(nn.Module):
     as in the official code, where the BaseNet optimiser updates the heads; ``condition_parameters`` is
     the ConditionNet alone.
     """
+
+    family = Family.CONDITIONAL
 
     def __init__(self, base: nn.Module, support_size: int = 20, modulation: str = "scale") -> None:
         super().__init__()

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blindsr.models.family import Family
+
 
 class MoCoOutput(NamedTuple):
     embedding: torch.Tensor  # (B, D) query-encoder embedding, with gradient (conditions the SR network)
@@ -112,6 +114,8 @@ class MoCoSR(nn.Module):
     :meth:`contrastive_forward` (joint) or :meth:`contrast` (encoder pre-training: DASR's stage 1, CDSR
     Table 12, without running the generator).
     """
+
+    family = Family.CONTRASTIVE
 
     def __init__(
         self,

@@ -10,9 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+
 from blindsr import console
-from blindsr.config import Config, ConfigError, add_override_argument, build_config
+from blindsr.config import Config, ConfigError, add_override_argument, build_config, parse_override
 from blindsr.data.sources import DatasetError
+from blindsr.models.family import check_paper
+from blindsr.models.fields import ignored_message
 
 if TYPE_CHECKING:
     from blindsr.train.launch import TrainOutcome
@@ -35,11 +39,25 @@ def config_from_args(family: str, args: argparse.Namespace) -> Config:
     cfg = build_config(f"{family}_{args.preset}", args.config, args.overrides)
     if args.name:
         cfg.name = args.name
-    if family == "cdsr" and cfg.model.name not in ("cdsr", "dasr"):
-        raise ConfigError(f"model.name={cfg.model.name!r}: train_cdsr.py trains cdsr or dasr; use train_cmdsr.py")
-    if family == "cmdsr" and cfg.model.name in ("cdsr", "dasr"):
-        raise ConfigError(f"model.name={cfg.model.name!r}: use train_cdsr.py for contrastive models")
+    wrong = check_paper(family, cfg.model) or ignored_message(cfg.model, given_keys(args))
+    if wrong:
+        raise ConfigError(wrong)
     return cfg
+
+
+def given_keys(args: argparse.Namespace) -> list[str]:
+    """The dotted keys the user set (the ``--config`` file's and ``--set``'s), not the preset's."""
+    keys = [parse_override(o)[0] for o in args.overrides or []]
+    if args.config:
+        keys += _dotted(yaml.safe_load(Path(args.config).read_text()) or {})
+    return keys
+
+
+def _dotted(data: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in data.items():
+        out += _dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
 
 
 def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None:
@@ -59,7 +77,7 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
     uri = f"models:/{registered_name(cfg.model.name, cfg.scale)}/{outcome.model_version}"
     model = load_model(uri, store)
     images = list(load_source(cfg.data.val_source, split="val", min_size=4 * cfg.scale))
-    device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.scaling.use_gpu is not False else "cpu")
     table = evaluate({uri: model}, protocol, cfg.scale, images, device, crop=256)
     print(table.markdown())
     metrics = table.model_metrics(protocol, uri)
@@ -92,7 +110,7 @@ def main(family: str, doc: str, argv: list[str] | None = None) -> int:
     print(console.run_line(cfg))
     d = cfg.data
     progress = console.Progress(
-        cfg.train.steps, d.task_size * d.patches_per_task * cfg.scaling.num_workers, cfg.train.log_every
+        cfg.train.steps, d.tasks_per_step * d.patches_per_task * cfg.scaling.num_workers, cfg.train.log_every
     )
     try:
         outcome = fit(cfg, progress=progress)

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import posixpath
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import ray
 import ray.train
 from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
+from ray.util.annotations import RayDeprecationWarning
 
 from blindsr import console
 from blindsr.config import Config, to_dict
@@ -82,6 +84,8 @@ def ensure_ray(local_cpus: int | None = None) -> None:
     Locally at least 4 logical CPUs are declared: a train worker, degradation actors and Ray Data's read
     tasks must all get a CPU slot (ray-project/ray#44687), even on a 2-core laptop.
     """
+    if not console.verbose():  # importing Ray put its own "show once per module" filter in front of ours
+        warnings.filterwarnings("ignore", category=RayDeprecationWarning)  # e.g. from Ray Train's own calls
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):
@@ -110,7 +114,7 @@ def resolve_paths(cfg: Config, project_dir: str | Path | None = None) -> Config:
 def use_gpu(cfg: Config) -> bool:
     if cfg.scaling.use_gpu is not None:
         return cfg.scaling.use_gpu
-    return cfg.train.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= cfg.scaling.num_workers
+    return ray.cluster_resources().get("GPU", 0) >= cfg.scaling.num_workers
 
 
 def run_checkpoints(cfg: Config) -> list[Checkpoint]:
@@ -183,7 +187,7 @@ def fit(
     cfg = resolve_paths(copy.deepcopy(cfg), project_dir)  # the caller's validated config stays as it was
     cfg.scaling.use_gpu = use_gpu(cfg)
     plan = plan_resources(cfg.scaling, cluster=cluster)
-    tasks_per_step = cfg.data.task_size * cfg.scaling.num_workers
+    tasks_per_step = cfg.data.tasks_per_step * cfg.scaling.num_workers
     with ProgressFeed(progress) if progress is not None else contextlib.nullcontext() as channel:
         for attempt in range(cfg.train.max_failures + 1):
             resume, done = resume_point(cfg)

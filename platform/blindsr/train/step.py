@@ -16,6 +16,7 @@ from torch import nn
 from blindsr.config import LossConfig, OptimConfig
 from blindsr.losses import derangement, info_nce, l1_255, task_contrastive
 from blindsr.models.cmdsr import CMDSR
+from blindsr.models.family import Family, family_of
 from blindsr.train.distributed import sync_gradients
 from blindsr.train.optim import adam, multistep
 
@@ -223,9 +224,10 @@ class ContrastiveStep(Step):
 def make_step(
     model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, generator: torch.Generator | None = None
 ) -> Step:
-    """The step that trains ``model``'s family (dispatch on the model's own interface, not on names)."""
-    if isinstance(model, CMDSR):
+    """The step that trains ``model``'s family (``models.family_of``)."""
+    family = family_of(model)
+    if family is Family.CONDITIONAL:
         return CMDSRStep(model, optim_cfg, loss_cfg, generator or torch.Generator().manual_seed(0))
-    if hasattr(model, "contrastive_forward"):
+    if family is Family.CONTRASTIVE:
         return ContrastiveStep(model, optim_cfg, loss_cfg)
     return SRStep(model, optim_cfg, loss_cfg)

@@ -23,7 +23,7 @@ from ray.train import Checkpoint
 from blindsr.config import Config, flatten, from_dict, save_yaml
 from blindsr.console import Event, losses_of, send
 from blindsr.data.stream import DataMeter
-from blindsr.models import build_model, count_parameters
+from blindsr.models import Family, build_model, count_parameters, family_of
 from blindsr.tracking import Tracker, experiment_name, registered_name
 from blindsr.train import checkpoint
 from blindsr.train.distributed import all_gather_cat, world_size
@@ -74,7 +74,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     model = build_model(cfg.model, cfg.scale)
     # Gradients are averaged by the steps themselves (see train/distributed.py), not by a DDP wrapper.
     model = ray.train.torch.prepare_model(model, parallel_strategy=None)
-    if world > 1 and hasattr(getattr(model, "encoder", None), "key_gather"):
+    if world > 1 and family_of(model) is Family.CONTRASTIVE:
         model.encoder.key_gather = all_gather_cat  # one MoCo queue across ranks, as with DDP + gathered keys
     step_fn = make_step(model, cfg.optim, cfg.loss, torch.Generator().manual_seed(cfg.seed * 1009 + rank))
     assert world_size() == world, "the process group Ray Train set up is missing"
@@ -91,7 +91,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             tracker.artifact(save_yaml(cfg, Path(tmp) / "config.yaml"))
 
     shard = ray.train.get_dataset_shard("train")
-    meter = DataMeter(shard.iter_torch_batches(batch_size=cfg.data.task_size), actors=config["actors"], consumers=world)
+    batches = shard.iter_torch_batches(batch_size=cfg.data.tasks_per_step)
+    meter = DataMeter(batches, actors=config["actors"], consumers=world)
 
     channel = config.get("progress") if rank == 0 else None  # the driver's console, when it asked for one
 
@@ -121,7 +122,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     model.train()
     run_dir = Path(cfg.train.storage_path or "") / cfg.name
     result = run_steps(
-        step_fn, meter, Cadence.of(cfg), start=start, tasks_per_step=cfg.data.task_size, device=device,
+        step_fn, meter, Cadence.of(cfg), start=start, tasks_per_step=cfg.data.tasks_per_step, device=device,
         log=log_metrics, validate=validate_, save=save, hooks=hooks, rank=rank, where=str(run_dir),
     )  # fmt: skip
 

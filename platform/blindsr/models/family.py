@@ -1,0 +1,86 @@
+"""The three model families and the one question every other module asks: ``family_of(model or config)``.
+
+* ``plain``: ``model(lr) → sr`` (the BaseNets: SRResNet, VDSR, IDN, EDSR), trained with L1.
+* ``conditional`` (CMDSR): ``model(lr, support) → sr``, ``condition(support)``; trained task by task with the
+  task-contrastive loss and alternating optimisers over ``base_parameters`` / ``condition_parameters``.
+* ``contrastive`` (CDSR, DASR): a MoCo degradation encoder and a generator; ``contrastive_forward`` (joint
+  training), ``contrast`` (encoder pre-training), ``encoder.embed(lr)`` and ``generator(lr, embedding)``.
+
+A class claims a family with a class attribute ``family``; :func:`check_family` (called by ``build_model``)
+fails at build time when it lacks a method its family needs, so a contrastive model without
+``contrastive_forward`` can no longer be trained silently with the plain L1 step. No Ray or MLflow here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from torch import nn
+
+from blindsr.config import ModelConfig
+
+
+class Family(StrEnum):
+    PLAIN = "plain"
+    CONDITIONAL = "conditional"
+    CONTRASTIVE = "contrastive"
+
+
+# what a member of each family must have (methods or submodules), checked when a model is built
+REQUIRED: dict[Family, tuple[str, ...]] = {
+    Family.PLAIN: (),
+    Family.CONDITIONAL: ("condition", "support_size", "base_parameters", "condition_parameters"),
+    Family.CONTRASTIVE: (
+        "encoder",
+        "generator",
+        "contrastive_forward",
+        "contrast",
+        "encoder_parameters",
+        "generator_parameters",
+    ),
+}
+
+# the family of each registry name (``blindsr.models.MODELS``); a name not listed is plain
+FAMILY_OF_NAME: dict[str, Family] = {
+    "cmdsr": Family.CONDITIONAL,
+    "cdsr": Family.CONTRASTIVE,
+    "dasr": Family.CONTRASTIVE,
+}
+
+# which paper's job trains which families (``jobs/train_<paper>.py``, a search space's ``family``)
+PAPER_FAMILIES: dict[str, tuple[Family, ...]] = {
+    "cmdsr": (Family.CONDITIONAL, Family.PLAIN),
+    "cdsr": (Family.CONTRASTIVE,),
+}
+
+
+def family_of(model: nn.Module | ModelConfig | str) -> Family:
+    """The family of a built model (its class's ``family``), a ``ModelConfig`` or a registry name."""
+    if isinstance(model, nn.Module):
+        return Family(getattr(type(model), "family", Family.PLAIN))
+    return FAMILY_OF_NAME.get(model.name if isinstance(model, ModelConfig) else model, Family.PLAIN)
+
+
+def check_family(model: nn.Module, name: str | None = None) -> nn.Module:
+    """``model`` itself when it has what its claimed family needs (and, given its registry ``name``, claims the
+    family the registry lists for it); else ``TypeError`` naming the class and what is missing."""
+    family = family_of(model)
+    missing = [attr for attr in REQUIRED[family] if not hasattr(model, attr)]
+    if missing:
+        raise TypeError(f"{type(model).__name__} claims the {family.value} family but lacks {', '.join(missing)}")
+    if name is not None and family is not family_of(name):
+        raise TypeError(
+            f"{type(model).__name__} (model {name!r}) is {family.value}, the registry lists "
+            f"{family_of(name).value}: set its class attribute family or FAMILY_OF_NAME"
+        )
+    return model
+
+
+def check_paper(paper: str, model: ModelConfig | str) -> str | None:
+    """Why ``jobs/train_<paper>.py`` (or a search space of that family) cannot train ``model``, or None."""
+    name = model if isinstance(model, str) else model.name
+    family = family_of(name)
+    if family in PAPER_FAMILIES[paper]:
+        return None
+    other = next(p for p, fams in PAPER_FAMILIES.items() if family in fams)
+    return f"model.name={name!r} is a {family.value} model: train it with train_{other}.py, not train_{paper}.py"
