@@ -48,7 +48,7 @@ from blindsr.tracking import Tracker, log_evaluation
 from blindsr.train import checkpoint
 from blindsr.train.launch import VAL_METRIC, ensure_ray, fit, resolve_paths, use_gpu
 from blindsr.train.runner import LoopHook
-from blindsr.tune_console import FINAL_KEY, TrialLines
+from blindsr.tune_console import FINAL_KEY, TrialLines, last_line
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +198,6 @@ def driver(config: dict[str, Any], hooks: Sequence[LoopHook] = ()) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _last_line(error: BaseException | None) -> str | None:
-    """The root cause of a Ray error (its last non-empty line), or None."""
-    lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
-    return lines[-1][:300] if error is not None and lines else None
-
-
 def _record(result: Any, space: Space) -> dict[str, Any]:
     """One trial as plain JSON: row, sampled values, status, step, validation history, eval per set."""
     metrics, config = dict(result.metrics or {}), result.config or {}
@@ -226,7 +220,7 @@ def _record(result: Any, space: Space) -> dict[str, Any]:
         "row": config.get(ROW),
         "params": sampled,
         "status": status,
-        "error": _last_line(result.error),
+        "error": last_line(result.error),
         "step": int(metrics.get("step", 0) or 0),
         "val": float(metrics.get(VAL_METRIC, math.nan)),
         "history": sorted(set(map(tuple, history))),

@@ -16,6 +16,12 @@ from blindsr.train.worker import VAL_METRIC
 FINAL_KEY = "mlflow_run_id"  # only ``blindsr.tune.driver``'s last report, after training and evaluation, has it
 
 
+def last_line(error: BaseException | None, limit: int = 300) -> str | None:
+    """The root cause of a Ray error (its last non-empty line, at most ``limit`` characters), or None."""
+    lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
+    return lines[-1][:limit] if error is not None and lines else None
+
+
 def _params(config: dict[str, Any], hidden: tuple[str, ...]) -> str:
     items = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items() if k not in hidden]
     return ", ".join(items)
@@ -69,5 +75,5 @@ class TrialLines(tune.Callback):
             error = trial.get_error()  # the TuneError Tune wrote beside the trial
         except Exception:  # the line is a courtesy: the results table names the error too
             error = None
-        lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
-        self._print(f"{self._name(trial)} failed: {lines[-1][:200] if lines else 'see ' + str(trial.error_file)}")
+        reason = last_line(error, limit=200) or f"see {trial.error_file}"
+        self._print(f"{self._name(trial)} failed: {reason}")
