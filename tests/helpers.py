@@ -1,8 +1,9 @@
-"""Small builders the tests share: tiny models of every registry entry and the jobs/ scripts as modules."""
+"""Small builders the tests share: tiny models of every registry entry, jobs/ and benchmarks/ scripts as modules."""
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,9 +22,16 @@ def tiny(name: str, scale: int = 2) -> torch.nn.Module:
     return build_model(ModelConfig(name=name, **TINY), scale).eval()
 
 
-def job(name: str) -> ModuleType:
-    """``jobs/<name>.py`` imported as a module (call its ``main(argv)``)."""
-    spec = importlib.util.spec_from_file_location(f"job_{name}", ROOT / "jobs" / f"{name}.py")
+def script(path: str) -> ModuleType:
+    """``<repo>/<path>`` (a job or a benchmark) imported as a module (call its ``main(argv)``)."""
+    name = "_".join(("script", *Path(path).with_suffix("").parts))  # never shadows a real package
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+def job(name: str) -> ModuleType:
+    """``jobs/<name>.py`` imported as a module."""
+    return script(f"jobs/{name}.py")

@@ -48,6 +48,13 @@ def test_preview_job_reports_bad_input(tmp_path):
         ),
         ("train_cdsr.py", ["--config", "missing.yaml"], "missing.yaml"),
         ("train_cmdsr.py", ["--set", "model.name=vdsr", "--set", "model.n_blocks=4"], "model.n_blocks: not used by"),
+        ("train_cdsr.py", ["--set", "train.precision=fp8"], "train.precision in --set: 'fp8' is not a valid choice"),
+        ("train_cmdsr.py", ["--set", "train.ema_decay=2"], "train.ema_decay in --set: must be in [0, 1)"),
+        (
+            "train_cdsr.py",
+            ["--set", "train.precision=fp16", "--set", "scaling.use_gpu=false"],
+            "train.precision in --set: fp16 needs CUDA",
+        ),
     ],
 )
 def test_training_jobs_reject_bad_configs_before_starting_ray(job, args, message):

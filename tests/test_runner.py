@@ -12,10 +12,10 @@ import torch
 
 from blindsr.config import Config, build_config
 from blindsr.data.actor import DegradeWorker
-from blindsr.models import build_model
 from blindsr.train import checkpoint
 from blindsr.train.runner import Cadence, LoopHook, run_steps
-from blindsr.train.step import make_step
+from blindsr.train.trainer import build_trainer
+from blindsr.train.trainer import save as save_trainer
 
 
 def batches(cfg: Config, first_step: int = 0) -> Iterator[dict[str, torch.Tensor]]:
@@ -38,10 +38,9 @@ def smoke(*overrides: str) -> Config:
     )
 
 
-def setup(cfg: Config):
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, cfg.scale)
-    return model, make_step(model, cfg.optim, cfg.loss, torch.Generator().manual_seed(cfg.seed))
+def setup(cfg: Config, saved: checkpoint.Saved | None = None):
+    trainer = build_trainer(cfg, saved=saved)
+    return trainer.model, trainer.step
 
 
 class Recorder(LoopHook):
@@ -72,24 +71,26 @@ def test_cadence_hooks_and_tail_batches():
     assert result.val_metrics == {"val/psnr_y": 7}
 
 
-def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
-    cfg = smoke()
+@pytest.mark.parametrize(
+    "extra",
+    [(), ("train.precision=bf16", "train.ema_decay=0.9", "train.channels_last=true")],
+    ids=["fp32", "bf16-ema-channels_last"],
+)
+def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path, extra):
+    cfg = smoke(*extra)
     straight, straight_step = setup(cfg)
     run_steps(straight_step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.tasks_per_step)
 
-    first, first_step = setup(cfg)
+    first = build_trainer(cfg)
     saved = []
 
     def save(i, values):
         saved.append(i)
-        checkpoint.save(tmp_path / f"step{i}", cfg, first, first_step.state_dict(), {"step": i})
+        save_trainer(tmp_path / f"step{i}", cfg, first, {"step": i})
 
-    part = run_steps(first_step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.tasks_per_step, save=save)
+    part = run_steps(first.step, batches(cfg), Cadence.of(cfg), tasks_per_step=cfg.data.tasks_per_step, save=save)
     assert saved == [3, 6] and part.step == 6
-    again, again_step = setup(cfg)
-    state = checkpoint.read(tmp_path / "step3")
-    again.load_state_dict(state.model)
-    again_step.load_state_dict(state.trainer)
+    again, again_step = setup(cfg, saved=checkpoint.read(tmp_path / "step3"))
     hook = Recorder()
     resumed = run_steps(
         again_step,
@@ -102,6 +103,14 @@ def test_resume_from_a_checkpoint_continues_bit_for_bit(tmp_path):
     assert resumed.step == 6 and [s for s, _ in hook.steps] == [4, 5, 6]
     for (name, a), b in zip(straight.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+    assert (straight_step.ema is None) is (cfg.train.ema_decay == 0)
+    if straight_step.ema is not None:  # the average resumed too, and it is not the live weights
+        assert again_step.ema.updates == straight_step.ema.updates == 6
+        for (name, a), b in zip(
+            straight_step.ema.state_dict().items(), again_step.ema.state_dict().values(), strict=True
+        ):
+            assert torch.equal(a, b), name
+        assert not torch.equal(straight_step.ema.module.base.head.weight, straight.base.head.weight)
 
 
 def test_non_finite_losses_stop_with_the_step_and_last_checkpoint():

@@ -191,6 +191,10 @@ class TrainConfig:
     val_crop: int = 96  # HR side of the centre crop of each validation image (0: whole image)
     val_images: int = 3
     max_nonfinite: int = 20  # stop after this many NaN/Inf losses in a row
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast of the forward; fp16 (CUDA only) adds loss scaling
+    channels_last: bool | None = False  # NHWC weights and activations; None: on when training on CUDA
+    compile: bool | None = False  # torch.compile the SR network; None: on when training on CUDA
+    ema_decay: float = 0.0  # EMA of the weights (e.g. 0.999) used for validation and registry; 0: off
 
     def problems(self) -> list[tuple[str, str]]:
         out = [
@@ -201,6 +205,8 @@ class TrainConfig:
         out += [
             (k, f"must be >= 0, got {getattr(self, k)}") for k in ("max_failures", "val_crop") if getattr(self, k) < 0
         ]
+        if not 0.0 <= self.ema_decay < 1.0:
+            out.append(("ema_decay", f"must be in [0, 1) (0: no EMA; typical 0.999), got {self.ema_decay}"))
         return out
 
 
@@ -276,7 +282,10 @@ class Config:
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
 
     def problems(self) -> list[tuple[str, str]]:
-        return [] if 1 <= self.scale <= 8 else [("scale", f"must be an integer in [1, 8], got {self.scale}")]
+        out = [] if 1 <= self.scale <= 8 else [("scale", f"must be an integer in [1, 8], got {self.scale}")]
+        if self.train.precision == "fp16" and self.scaling.use_gpu is False:
+            out.append(("train.precision", "fp16 needs CUDA, but scaling.use_gpu is false: use bf16 or fp32"))
+        return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -542,7 +551,7 @@ def cmdsr_paper() -> Config:
         data=DataConfig(patch_size=48, patches_per_task=40, tasks_per_step=8),
         model=ModelConfig(name="cmdsr", n_blocks=10),
         optim=OptimConfig(lr=1e-4, lr_condition=1e-4, milestones=[500_000, 900_000], gamma=0.1, t0=10),
-        train=TrainConfig(steps=1_000_000, val_every=5000, checkpoint_every=5000),
+        train=TrainConfig(steps=1_000_000, val_every=5000, checkpoint_every=5000, channels_last=None, compile=None),
     )
 
 
@@ -558,7 +567,7 @@ def cdsr_paper(scale: int = 4) -> Config:
         model=ModelConfig(name="cdsr", n_blocks=10),
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
         optim=OptimConfig(lr=1e-4, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0),
-        train=TrainConfig(steps=485_000, val_every=5000, checkpoint_every=5000),
+        train=TrainConfig(steps=485_000, val_every=5000, checkpoint_every=5000, channels_last=None, compile=None),
     )
 
 

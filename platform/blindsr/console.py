@@ -33,7 +33,7 @@ def configure(verbose: bool = False) -> None:
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=fmt, force=True)
     logging.getLogger("blindsr").setLevel(logging.INFO)
-    for noisy in ("ray", "mlflow", "alembic"):  # start-up banners, "Creating initial MLflow database tables"
+    for noisy in ("ray", "ray.data", "mlflow", "alembic"):  # banners, "Creating initial MLflow database tables"
         logging.getLogger(noisy).setLevel(logging.NOTSET if verbose else logging.ERROR)
     if not verbose:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per model download

@@ -47,6 +47,10 @@ FAMILY_OF_NAME: dict[str, Family] = {
     "dasr": Family.CONTRASTIVE,
 }
 
+# the SR network of each family, as an attribute of the model (None: the model itself): what
+# ``train.compile`` compiles (the encoder and ConditionNet run once per task, the SR network per patch)
+SR_NETWORK: dict[Family, str | None] = {Family.PLAIN: None, Family.CONDITIONAL: "base", Family.CONTRASTIVE: "generator"}
+
 # which paper's job trains which families (``jobs/train_<paper>.py``, a search space's ``family``)
 PAPER_FAMILIES: dict[str, tuple[Family, ...]] = {
     "cmdsr": (Family.CONDITIONAL, Family.PLAIN),
@@ -59,6 +63,12 @@ def family_of(model: nn.Module | ModelConfig | str) -> Family:
     if isinstance(model, nn.Module):
         return Family(getattr(type(model), "family", Family.PLAIN))
     return FAMILY_OF_NAME.get(model.name if isinstance(model, ModelConfig) else model, Family.PLAIN)
+
+
+def sr_network(model: nn.Module) -> nn.Module:
+    """The part of ``model`` that maps LR to SR pixels (the BaseNet, the generator, or the model itself)."""
+    attr = SR_NETWORK[family_of(model)]
+    return model if attr is None else getattr(model, attr)
 
 
 def check_family(model: nn.Module, name: str | None = None) -> nn.Module:

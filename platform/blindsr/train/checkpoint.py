@@ -1,5 +1,6 @@
 """A checkpoint directory: ``config.yaml`` + ``model.safetensors`` (the model's weights, the format the SR
-ecosystem exchanges) + ``trainer.pt`` (optimisers, schedulers, counters; read with
+ecosystem exchanges) + ``model_ema.safetensors`` when ``train.ema_decay`` > 0 (the averaged weights, which
+inference, evaluation and export load) + ``trainer.pt`` (optimisers, schedulers, counters; read with
 ``torch.load(weights_only=True)``) + ``state.json`` (step, validation PSNR). Rebuilds with
 ``build_model(cfg.model)``: no Ray, no MLflow, no pickled code. Checkpoints written before safetensors hold
 ``model.pt`` instead; they still load (``weights_only=True``)."""
@@ -19,7 +20,7 @@ from torch import nn
 from blindsr.config import Config, load_yaml, save_yaml
 from blindsr.models import build_model
 
-MODEL_FILE, LEGACY_MODEL_FILE = "model.safetensors", "model.pt"
+MODEL_FILE, EMA_FILE, LEGACY_MODEL_FILE = "model.safetensors", "model_ema.safetensors", "model.pt"
 
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
@@ -45,13 +46,26 @@ def model_file(folder: str | Path) -> Path:
     return legacy if legacy.is_file() and not (folder / MODEL_FILE).exists() else folder / MODEL_FILE
 
 
+def inference_file(folder: str | Path) -> Path:
+    """The weights a checkpoint is used with: the EMA's when it has them, else :func:`model_file`."""
+    ema = Path(folder) / EMA_FILE
+    return ema if ema.is_file() else model_file(folder)
+
+
 def save(
-    folder: str | Path, cfg: Config, model: nn.Module, trainer_state: dict[str, Any], meta: dict[str, Any]
+    folder: str | Path,
+    cfg: Config,
+    model: nn.Module,
+    trainer_state: dict[str, Any],
+    meta: dict[str, Any],
+    ema: nn.Module | None = None,
 ) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, folder / "config.yaml")
     save_weights(model, folder / MODEL_FILE)
+    if ema is not None:
+        save_weights(ema, folder / EMA_FILE)
     torch.save(trainer_state, folder / "trainer.pt")
     (folder / "state.json").write_text(json.dumps(meta, indent=2))
     return folder
@@ -66,6 +80,7 @@ class Saved:
     model: dict[str, torch.Tensor]  # the model's state_dict
     trainer: dict[str, Any]  # optimisers, schedulers and counters (``Step.state_dict``)
     meta: dict[str, Any]  # at least ``step``
+    ema: dict[str, torch.Tensor] | None = None  # the EMA's state_dict, when the run keeps one
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
@@ -78,25 +93,27 @@ def read(folder: str | Path) -> Saved:
     folder = Path(folder)
     weights = model_file(folder)
     parts: dict[str, Any] = {}
-    for name in ("state.json", weights.name, "trainer.pt"):
+    names = ["state.json", weights.name, "trainer.pt"] + ([EMA_FILE] if (folder / EMA_FILE).exists() else [])
+    for name in names:
         try:
             if name == "state.json":
                 parts[name] = read_meta(folder)
                 int(parts[name]["step"])
-            elif name == weights.name:
-                parts[name] = load_weights(weights)
+            elif name in (weights.name, EMA_FILE):
+                parts[name] = load_weights(folder / name)
             else:
                 parts[name] = torch.load(folder / name, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated file, bad JSON, missing file or key: all mean "unusable"
             raise CheckpointError(
                 f"{folder / name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             ) from e
-    return Saved(parts[weights.name], parts["trainer.pt"], parts["state.json"])
+    return Saved(parts[weights.name], parts["trainer.pt"], parts["state.json"], parts.get(EMA_FILE))
 
 
 def load_model(folder: str | Path) -> tuple[Config, nn.Module]:
-    """Rebuild the model of a checkpoint directory from its own ``config.yaml``."""
-    return rebuild(Path(folder) / "config.yaml", model_file(folder))
+    """Rebuild the model of a checkpoint directory from its own ``config.yaml``, with its EMA weights when
+    it has them (:func:`inference_file`)."""
+    return rebuild(Path(folder) / "config.yaml", inference_file(folder))
 
 
 def rebuild(config: str | Path, weights: str | Path) -> tuple[Config, nn.Module]:

@@ -30,7 +30,7 @@ from ray.train.torch import TorchTrainer
 from ray.util.annotations import RayDeprecationWarning
 
 from blindsr import console
-from blindsr.config import Config, to_dict
+from blindsr.config import Config, ConfigError, to_dict
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.stream import plan_resources, train_dataset
 from blindsr.tracking import close_run, experiment_name, resolve_uri
@@ -186,6 +186,11 @@ def fit(
     ensure_ray()
     cfg = resolve_paths(copy.deepcopy(cfg), project_dir)  # the caller's validated config stays as it was
     cfg.scaling.use_gpu = use_gpu(cfg)
+    if cfg.train.precision == "fp16" and not cfg.scaling.use_gpu:  # use_gpu=null: the cluster answered it
+        raise ConfigError(
+            "train.precision: fp16 needs CUDA, and the cluster has no GPU for each train worker "
+            "(scaling.use_gpu=null resolved to false): use bf16 or fp32"
+        )
     plan = plan_resources(cfg.scaling, cluster=cluster)
     tasks_per_step = cfg.data.tasks_per_step * cfg.scaling.num_workers
     with ProgressFeed(progress) if progress is not None else contextlib.nullcontext() as channel:

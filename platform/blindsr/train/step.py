@@ -4,6 +4,10 @@ A batch is ``lr`` (k, m, 3, h, w) and ``hr`` (k, m, 3, s·h, s·w), float in [0,
 k tasks, each m patches sharing one degradation. Each step object owns its optimisers and schedulers,
 returns a dict of slash-named metrics, and checkpoints through ``state_dict``/``load_state_dict``.
 A step whose loss is NaN/Inf on any rank is skipped by all ranks and counted in ``nonfinite_in_a_row``.
+
+Forwards run under the step's :class:`~blindsr.train.precision.Precision` (autocast) and their outputs are
+cast back to fp32 before every loss; after each step the optional :class:`~blindsr.train.ema.EMA` follows
+the weights.
 """
 
 from __future__ import annotations
@@ -18,25 +22,42 @@ from blindsr.losses import derangement, info_nce, l1_255, task_contrastive
 from blindsr.models.cmdsr import CMDSR
 from blindsr.models.family import Family, family_of
 from blindsr.train.distributed import sync_gradients
+from blindsr.train.ema import EMA
 from blindsr.train.optim import adam, multistep
+from blindsr.train.precision import Precision
 
 
 class Step:
-    """Shared bookkeeping: optimiser/scheduler state, update counters and the non-finite guard."""
+    """Shared bookkeeping: optimiser/scheduler state, update counters, the non-finite guard, precision, EMA."""
 
-    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optim_cfg: OptimConfig,
+        loss_cfg: LossConfig,
+        precision: Precision | None = None,
+        ema: EMA | None = None,
+    ) -> None:
         self.model, self.optim_cfg, self.loss_cfg = model, optim_cfg, loss_cfg
+        self.precision, self.ema = precision or Precision(), ema
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.iteration = 0
         self.nonfinite_total = 0
         self.nonfinite_in_a_row = 0
 
-    def _update(self, name: str, loss: torch.Tensor, params: list[nn.Parameter]) -> bool:
-        """Backward ``loss`` into freshly zeroed gradients, average them over ranks and step ``name``."""
+    def forward(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` under autocast, its floating outputs back in fp32 (for the losses)."""
+        with self.precision.autocast():
+            out = fn(*args)
+        return self.precision.fp32(out)
+
+    def _update(self, loss: torch.Tensor, params: list[nn.Parameter], *names: str) -> bool:
+        """Backward ``loss`` into freshly zeroed gradients, average them over ranks and step the optimisers
+        ``names`` (and their schedulers)."""
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.precision.backward(loss)
         if not sync_gradients(params, loss):
             self.nonfinite_total += 1
             self.nonfinite_in_a_row += 1
@@ -44,8 +65,9 @@ class Step:
                 opt.zero_grad(set_to_none=True)
             return False
         self.nonfinite_in_a_row = 0
-        self.optimizers[name].step()
-        self.schedulers[name].step()
+        self.precision.step([self.optimizers[name] for name in names])
+        for name in names:
+            self.schedulers[name].step()
         return True
 
     def _common_metrics(self) -> dict[str, float]:
@@ -54,14 +76,30 @@ class Step:
         return out
 
     def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        """One iteration: the family's :meth:`train_step`, then the EMA update."""
+        self.iteration += 1
+        metrics = self.train_step(lr, hr)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return metrics
+
+    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights to validate, register and evaluate: the EMA when on, else the trained model."""
+        return self.ema.module if self.ema is not None else self.model
+
     def state_dict(self) -> dict[str, Any]:
+        """Optimisers, schedulers, counters and the loss scale (the EMA weights go to their own file)."""
         return {
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "iteration": self.iteration,
             "nonfinite_total": self.nonfinite_total,
+            "precision": self.precision.state_dict(),
+            "ema_updates": self.ema.updates if self.ema is not None else 0,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -71,21 +109,21 @@ class Step:
             s.load_state_dict(state["schedulers"][k])
         self.iteration = int(state["iteration"])
         self.nonfinite_total = int(state["nonfinite_total"])
+        self.precision.load_state_dict(state.get("precision", {}))
 
 
 class SRStep(Step):
     """Plain SR nets (SRResNet-10/16, VDSR, IDN, EDSR): L1 on all k·m patches, one Adam update."""
 
-    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig) -> None:
-        super().__init__(model, optim_cfg, loss_cfg)
+    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, **kw: Any) -> None:
+        super().__init__(model, optim_cfg, loss_cfg, **kw)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizers["sr"] = adam(self.params, optim_cfg.lr, optim_cfg)
         self.schedulers["sr"] = multistep(self.optimizers["sr"], optim_cfg)
 
-    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
-        self.iteration += 1
-        loss = l1_255(self.model(lr.flatten(0, 1)), hr.flatten(0, 1))
-        self._update("sr", loss, self.params)
+    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        loss = l1_255(self.forward(self.model, lr.flatten(0, 1)), hr.flatten(0, 1))
+        self._update(loss, self.params, "sr")
         return {"train/loss_l1": loss.item(), **self._common_metrics()}
 
 
@@ -99,8 +137,10 @@ class CMDSRStep(Step):
     t0 = 0 trains both jointly: every update steps both optimisers on L_res (+ L_con unless ``res``).
     """
 
-    def __init__(self, model: CMDSR, optim_cfg: OptimConfig, loss_cfg: LossConfig, generator: torch.Generator) -> None:
-        super().__init__(model, optim_cfg, loss_cfg)
+    def __init__(
+        self, model: CMDSR, optim_cfg: OptimConfig, loss_cfg: LossConfig, generator: torch.Generator, **kw: Any
+    ) -> None:
+        super().__init__(model, optim_cfg, loss_cfg, **kw)
         self.generator = generator
         self.base_params, self.cond_params = model.base_parameters(), model.condition_parameters()
         self.optimizers["base"] = adam(self.base_params, optim_cfg.lr, optim_cfg)
@@ -133,8 +173,7 @@ class CMDSRStep(Step):
         assert con is not None
         return con if kind == "con" else con + self.loss_cfg.lambda_res * res
 
-    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
-        self.iteration += 1
+    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         lr_halves, hr_halves = self._halves(lr), self._halves(hr)
         metrics: dict[str, float] = {}
         l1_values = []
@@ -142,18 +181,16 @@ class CMDSRStep(Step):
         for half in (0, 1):
             support, target = lr_halves[half], hr_halves[half]
             if joint:
-                f = self.model.condition(support)
-                res = l1_255(self.model(support.flatten(0, 1), f), target.flatten(0, 1))
+                f = self.forward(self.model.condition, support)
+                res = l1_255(self.forward(self.model, support.flatten(0, 1), f), target.flatten(0, 1))
                 loss = res
                 if self.loss_cfg.condition_loss != "res":
-                    con, m = self._contrast(f, self.model.condition(lr_halves[1 - half]))
+                    con, m = self._contrast(f, self.forward(self.model.condition, lr_halves[1 - half]))
                     loss, metrics = res + con, m
-                if self._update("base", loss, self.base_params + self.cond_params):
-                    self.optimizers["condition"].step()
-                    self.schedulers["condition"].step()
+                self._update(loss, self.base_params + self.cond_params, "base", "condition")
             else:
-                res = l1_255(self.model(support.flatten(0, 1), support), target.flatten(0, 1))
-                self._update("base", res, self.base_params)
+                res = l1_255(self.forward(self.model, support.flatten(0, 1), support), target.flatten(0, 1))
+                self._update(res, self.base_params, "base")
             l1_values.append(res.item())
             self.base_updates += 1
             if not joint and self.base_updates % t0 == 0:
@@ -161,13 +198,13 @@ class CMDSRStep(Step):
         return {"train/loss_l1": sum(l1_values) / 2, **metrics, **self._common_metrics()}
 
     def _condition_step(self, lr_halves: tuple[torch.Tensor, ...], hr_halves: tuple[torch.Tensor, ...]) -> dict:
-        f1 = self.model.condition(lr_halves[0])
-        res = l1_255(self.model(lr_halves[0].flatten(0, 1), f1), hr_halves[0].flatten(0, 1))
+        f1 = self.forward(self.model.condition, lr_halves[0])
+        res = l1_255(self.forward(self.model, lr_halves[0].flatten(0, 1), f1), hr_halves[0].flatten(0, 1))
         con, metrics = None, {}
         if self.loss_cfg.condition_loss != "res":
-            con, metrics = self._contrast(f1, self.model.condition(lr_halves[1]))
+            con, metrics = self._contrast(f1, self.forward(self.model.condition, lr_halves[1]))
         loss = self._condition_loss(res, con)
-        self._update("condition", loss, self.cond_params)
+        self._update(loss, self.cond_params, "condition")
         return {**metrics, "train/loss_condition": loss.item()}
 
     def state_dict(self) -> dict[str, Any]:
@@ -187,8 +224,8 @@ class ContrastiveStep(Step):
     ``optim.lr_pretrain`` (DASR's stage 1; CDSR Table 12); the schedule's milestones count from its end.
     """
 
-    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig) -> None:
-        super().__init__(model, optim_cfg, loss_cfg)
+    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, **kw: Any) -> None:
+        super().__init__(model, optim_cfg, loss_cfg, **kw)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.encoder_params = [p for p in model.encoder_parameters() if p.requires_grad]
         self.optimizers["sr"] = adam(self.params, optim_cfg.lr, optim_cfg)
@@ -197,20 +234,19 @@ class ContrastiveStep(Step):
             self.optimizers["encoder"] = adam(self.encoder_params, optim_cfg.lr_pretrain, optim_cfg)
             self.schedulers["encoder"] = torch.optim.lr_scheduler.LambdaLR(self.optimizers["encoder"], lambda _: 1.0)
 
-    def __call__(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         if lr.shape[1] < 2:
             raise ValueError(f"contrastive training needs a query and a key crop per task, got {lr.shape[1]} patch")
-        self.iteration += 1
         query, key = lr[:, 0], lr[:, 1]
         if self.iteration <= self.optim_cfg.pretrain_steps:
-            logits, labels = self.model.contrast(query, key)
+            logits, labels = self.forward(self.model.contrast, query, key)
             loss = info_nce(logits, labels)
-            self._update("encoder", loss, self.encoder_params)
+            self._update(loss, self.encoder_params, "encoder")
             return {"train/loss_contrast": loss.item(), **self._common_metrics()}
-        sr, logits, labels = self.model.contrastive_forward(query, key)
+        sr, logits, labels = self.forward(self.model.contrastive_forward, query, key)
         l1, con = l1_255(sr, hr[:, 0]), info_nce(logits, labels)
         loss = self.loss_cfg.weight_l1 * l1 + self.loss_cfg.weight_contrast * con
-        self._update("sr", loss, self.params)
+        self._update(loss, self.params, "sr")
         accuracy = (logits.argmax(dim=1) == labels).float().mean().item()
         return {
             "train/loss": loss.item(),
@@ -222,12 +258,19 @@ class ContrastiveStep(Step):
 
 
 def make_step(
-    model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, generator: torch.Generator | None = None
+    model: nn.Module,
+    optim_cfg: OptimConfig,
+    loss_cfg: LossConfig,
+    generator: torch.Generator | None = None,
+    *,
+    precision: Precision | None = None,
+    ema: EMA | None = None,
 ) -> Step:
-    """The step that trains ``model``'s family (``models.family_of``)."""
+    """The step that trains ``model``'s family (``models.family_of``), in ``precision``, followed by ``ema``."""
     family = family_of(model)
+    kw: dict[str, Any] = {"precision": precision, "ema": ema}
     if family is Family.CONDITIONAL:
-        return CMDSRStep(model, optim_cfg, loss_cfg, generator or torch.Generator().manual_seed(0))
+        return CMDSRStep(model, optim_cfg, loss_cfg, generator or torch.Generator().manual_seed(0), **kw)
     if family is Family.CONTRASTIVE:
-        return ContrastiveStep(model, optim_cfg, loss_cfg)
-    return SRStep(model, optim_cfg, loss_cfg)
+        return ContrastiveStep(model, optim_cfg, loss_cfg, **kw)
+    return SRStep(model, optim_cfg, loss_cfg, **kw)

@@ -23,12 +23,13 @@ from ray.train import Checkpoint
 from blindsr.config import Config, flatten, from_dict, save_yaml
 from blindsr.console import Event, losses_of, send
 from blindsr.data.stream import DataMeter
-from blindsr.models import Family, build_model, count_parameters, family_of
+from blindsr.models import Family, count_parameters, family_of
 from blindsr.tracking import Tracker, experiment_name, registered_name
 from blindsr.train import checkpoint
 from blindsr.train.distributed import all_gather_cat, world_size
 from blindsr.train.runner import Cadence, Metrics, run_steps
-from blindsr.train.step import make_step
+from blindsr.train.trainer import Trainer, build_trainer
+from blindsr.train.trainer import save as save_trainer
 from blindsr.validation import build_val_set, validate
 
 log = logging.getLogger(__name__)
@@ -36,32 +37,29 @@ log = logging.getLogger(__name__)
 VAL_METRIC = "val/psnr_y"
 
 
-def _restore(given: Checkpoint | None, expected: int, model: torch.nn.Module, step_fn: Any) -> int:
-    """Load the checkpoint the driver chose (it has read it whole already) and return its step.
+def _read(given: Checkpoint | None, expected: int) -> checkpoint.Saved | None:
+    """The checkpoint the driver chose (it has read it whole already), read again on this worker.
 
     The driver started this attempt's stream right after that step, so the step read here must be the one
     it expected: anything else would train on the wrong tasks, and fails instead."""
     if given is None:
-        return 0
+        return None
     with given.as_directory() as folder:
         saved = checkpoint.read(folder)
-    step = int(saved.meta["step"])
-    if step != expected:
+    if int(saved.meta["step"]) != expected:
         raise checkpoint.CheckpointError(
-            f"{given.path} holds step {step}, the driver planned the stream after {expected}"
+            f"{given.path} holds step {saved.meta['step']}, the driver planned the stream after {expected}"
         )
-    model.load_state_dict(saved.model)
-    step_fn.load_state_dict(saved.trainer)
-    return step
+    return saved
 
 
-def _report(cfg: Config, model: torch.nn.Module, step_fn: Any, i: int, rank: int, extra: Metrics) -> None:
+def _report(cfg: Config, trainer: Trainer, i: int, rank: int, extra: Metrics) -> None:
     """Rank 0 writes the checkpoint; every rank calls ``ray.train.report`` (it is collective)."""
     if rank != 0:
         ray.train.report({"step": i}, checkpoint=None)
         return
     with tempfile.TemporaryDirectory(prefix="blindsr-ckpt-") as tmp:
-        checkpoint.save(tmp, cfg, model, step_fn.state_dict(), {"step": i, **extra})
+        save_trainer(tmp, cfg, trainer, {"step": i, **extra})
         ray.train.report({"step": i, **extra}, checkpoint=Checkpoint.from_directory(tmp))
 
 
@@ -70,22 +68,27 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = build_model(cfg.model, cfg.scale)
-    # Gradients are averaged by the steps themselves (see train/distributed.py), not by a DDP wrapper.
-    model = ray.train.torch.prepare_model(model, parallel_strategy=None)
-    if world > 1 and family_of(model) is Family.CONTRASTIVE:
-        model.encoder.key_gather = all_gather_cat  # one MoCo queue across ranks, as with DDP + gathered keys
-    step_fn = make_step(model, cfg.optim, cfg.loss, torch.Generator().manual_seed(cfg.seed * 1009 + rank))
-    assert world_size() == world, "the process group Ray Train set up is missing"
 
-    start = _restore(config["resume"], config["resume_step"], model, step_fn)
-    model.to(device)
+    def adapt(model: torch.nn.Module) -> None:
+        # Gradients are averaged by the steps themselves (see train/distributed.py), not by a DDP wrapper.
+        if world > 1 and family_of(model) is Family.CONTRASTIVE:
+            model.encoder.key_gather = all_gather_cat  # one MoCo queue across ranks, as with DDP + gathered keys
+
+    saved = _read(config["resume"], config["resume_step"])
+    trainer = build_trainer(cfg, device, rank=rank, saved=saved, adapt=adapt)
+    model, step_fn = trainer.model, trainer.step
+    start = int(saved.meta["step"]) if saved is not None else 0
+    assert world_size() == world, "the process group Ray Train set up is missing"
 
     tracker = Tracker(cfg.tracking.tracking_uri or "", enabled=rank == 0, retry_after=cfg.tracking.retry_every_s)
     val_set = build_val_set(cfg) if rank == 0 else []
     if rank == 0:
-        params = {**flatten(cfg), "model/parameters": count_parameters(model), "scaling/world_size": world}
+        params = {
+            **flatten(cfg),
+            "model/parameters": count_parameters(model),
+            "scaling/world_size": world,
+            "train/accelerated": trainer.describe(),
+        }
         tracker.start(experiment_name(cfg.model.name, cfg.tracking.experiment), cfg.name, params, config.get("tags"))
         with tempfile.TemporaryDirectory() as tmp:
             tracker.artifact(save_yaml(cfg, Path(tmp) / "config.yaml"))
@@ -104,7 +107,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     def validate_(step: int) -> Metrics:
         if rank != 0:
             return {}
-        values, picture = validate(model, val_set, cfg.scale, samples=2 if cfg.tracking.log_images else 0)
+        values, picture = validate(step_fn.eval_model, val_set, cfg.scale, samples=2 if cfg.tracking.log_images else 0)
         tracker.metrics(values, step=step)
         if picture is not None:
             tracker.image(picture, f"samples/step_{step:07d}.png", step=step)
@@ -114,7 +117,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         return values
 
     def save(step: int, values: Metrics) -> None:
-        _report(cfg, model, step_fn, step, rank, {k: v for k, v in values.items() if k == VAL_METRIC})
+        _report(cfg, trainer, step, rank, {k: v for k, v in values.items() if k == VAL_METRIC})
 
     hooks = config.get("hooks", ())
     for hook in hooks:
@@ -129,7 +132,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     version = None
     if rank == 0 and result.stopped is None and cfg.tracking.register and result.step > start:
         registered = registered_name(cfg.model.name, cfg.scale)
-        version = tracker.log_model(model, cfg, registered, result.val_metrics.get(VAL_METRIC))
+        version = tracker.log_model(step_fn.eval_model, cfg, registered, result.val_metrics.get(VAL_METRIC))
     if rank == 0:
         tracker.end("FAILED" if result.stopped else "FINISHED")
     return {
