@@ -9,14 +9,13 @@ import subprocess
 import sys
 
 import pytest
+
 from helpers import ROOT
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-@pytest.mark.skipif(
-    __import__("torch").cuda.is_available(), reason="with CUDA the script runs the GPU sizes (minutes)"
-)
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="with CUDA the script runs the GPU sizes (minutes)")
 def test_gpu_check_cpu_fallback_passes_every_section(tmp_path):
     before = sorted((ROOT / "outputs" / "ray").glob("*")) if (ROOT / "outputs" / "ray").is_dir() else []
     res = subprocess.run(

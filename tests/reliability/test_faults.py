@@ -13,9 +13,11 @@ import mlflow
 import pytest
 import ray
 import torch
+from safetensors.torch import load_file
 
 from blindsr.config import Config, build_config
 from blindsr.tracking import load_model
+from blindsr.train import checkpoint
 from blindsr.train.launch import NonFiniteLossError, fit
 from faults import KillAt, RecordTaskIds, TruncateNewestAndRaise, kill_once_worker
 
@@ -56,9 +58,13 @@ def one_run(project, experiment: str = "blindsr-cmdsr"):
 def test_sigkilled_actor_and_train_worker_lose_and_repeat_no_task(tmp_path):
     """A degradation actor SIGKILLs itself in the middle of its first batch (Ray restarts it and re-runs the
     batch; training never notices), then the train worker is SIGKILLed after step 6: the job restarts it from
-    the step-4 checkpoint, the stream restarts at step 5's tasks, and the same MLflow run continues."""
+    the step-4 checkpoint, the stream restarts at step 5's tasks, and the same MLflow run continues. The run
+    keeps an EMA of its weights: the registered model is the EMA of the last checkpoint, not its live weights."""
     ids, kill, actor = RecordTaskIds(tmp_path), KillAt(6, tmp_path / "worker.killed"), tmp_path / "actor.killed"
-    cfg = cmdsr("kills", "train.steps=8", "train.checkpoint_every=4", "train.val_every=4", "scaling.degrade_actors=2")
+    cfg = cmdsr(
+        "kills", "train.steps=8", "train.checkpoint_every=4", "train.val_every=4", "scaling.degrade_actors=2",
+        "train.ema_decay=0.5",
+    )  # fmt: skip
     outcome = fit(cfg, tmp_path, hooks=[ids, kill], worker_cls=kill_once_worker(actor))
     assert actor.exists() and kill.marker.exists()  # both faults happened
     assert outcome.step == 8 and outcome.resumed == 4 and outcome.model_version == "1"
@@ -77,6 +83,12 @@ def test_sigkilled_actor_and_train_worker_lose_and_repeat_no_task(tmp_path):
     assert min(after) == 5 and max(after) == 8  # logging continued from the checkpoint
     assert {m.step for m in history} == set(range(1, 9))  # and no step is missing
     assert str(client.get_model_version_by_alias("cmdsr_x2", "champion").version) == "1"
+    last = max(p for p in (tmp_path / "outputs" / "ray" / cfg.name).glob("checkpoint_*") if p.is_dir())
+    assert checkpoint.read(last).meta["step"] == 8 and checkpoint.read(last).trainer["ema_updates"] == 8
+    registered = load_model("models:/cmdsr_x2/1", f"sqlite:///{tmp_path / 'mlflow.db'}").state_dict()
+    ema, live = load_file(str(last / checkpoint.EMA_FILE)), load_file(str(last / checkpoint.MODEL_FILE))
+    assert all(torch.equal(registered[k], ema[k]) for k in ema) and registered.keys() == ema.keys()
+    assert not all(torch.equal(live[k], ema[k]) for k in ema)
 
 
 def test_crash_on_two_workers_with_a_cut_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):

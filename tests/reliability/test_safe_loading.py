@@ -97,3 +97,13 @@ def test_the_scan_sees_the_files():
     assert {"checkpoint.py", "config.py", "train_cdsr.py"} <= names
     found = [n for p in SOURCES for n, _ in calls(ast.parse(p.read_text())) if n == "torch.load"]
     assert found  # the torch.load calls exist and were checked above
+
+
+def test_a_cut_ema_file_is_named_and_nothing_is_applied(tmp_path):
+    cfg = Config(scale=2, model=ModelConfig(name="srresnet", n_feats=8, n_blocks=1))
+    model = build_model(cfg.model, cfg.scale)
+    saved = checkpoint.save(tmp_path / "ckpt", cfg, model, {}, {"step": 3}, ema=model)
+    assert checkpoint.read(saved).ema is not None
+    (saved / checkpoint.EMA_FILE).write_bytes((saved / checkpoint.EMA_FILE).read_bytes()[:64])
+    with pytest.raises(checkpoint.CheckpointError, match="model_ema.safetensors: ValueError: .*not a whole"):
+        checkpoint.read(saved)
