@@ -1,15 +1,20 @@
-"""Degradation throughput: batched torch pipeline vs a naive per-patch numpy reference.
+"""Degradation throughput per CPU core: blindsr's batched torch pipeline vs what a user would run instead.
 
-Workload: one CMDSR task = 20 HR crops of 192² (plus context margin), 15×15 isotropic kernel,
-MATLAB bicubic ×4, AWGN, rounding. Both sides get the same specs and one thread each.
+Workloads, one task = the patches that share one degradation, HR crops of 192² (plus context margin) at ×4:
 
-    python benchmarks/degradation.py [--tasks 30] [--device cuda]
+* ``cmdsr``: CMDSR training, 20 crops per task, 15×15 isotropic kernel, MATLAB bicubic ×4, AWGN U[0, 75].
+* ``cdsr``: CDSR training, 2 crops per task (query, key), 21×21 anisotropic shifted kernel, replicate border,
+  s-fold ×4 (blindsr: one strided convolution over the kept pixels).
 
-Baseline ("naive numpy"): for every patch and channel ``scipy.ndimage.correlate`` with the 2-D kernel,
-then a per-image MATLAB resize that computes its weights on every call (as MATLAB's and BasicSR's
-``imresize`` do), numpy noise and rounding.
-Candidate ("batched torch"): ``blindsr.degradations.degrade`` on the (20, 3, H, W) batch: separable
-blur as two 1-D convolutions, resize as two cached weight-matrix products.
+    python benchmarks/degradation.py [--tasks 30] [--workloads cmdsr,cdsr] [--device cuda]
+
+Baselines, per patch, one thread each:
+* "OpenCV per patch" (what data loaders and the official code run): ``cv2.sepFilter2D`` with the 1-D kernel
+  + ``cv2.resize(INTER_CUBIC)`` (CMDSR), or ``cv2.filter2D`` + ``[::4, ::4]`` (CDSR); numpy noise, rounding.
+* "naive numpy": ``scipy.ndimage.correlate`` per patch and channel, a MATLAB resize that computes its
+  weights on every call (as MATLAB's and BasicSR's ``imresize`` do) or s-fold subsampling.
+Candidate "batched torch": ``blindsr.degradations.degrade`` on each task's (n, 3, H, W) batch.
+Goals: ≥ 2× OpenCV per core on both workloads; CDSR ≥ 8× the naive path.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import time  # noqa: E402
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -31,26 +37,36 @@ from blindsr.data.patches import crop_window  # noqa: E402
 from blindsr.degradations import degrade  # noqa: E402
 from blindsr.degradations.blur import blur_np  # noqa: E402
 from blindsr.degradations.noise import quantize_np  # noqa: E402
-from blindsr.degradations.presets import cmdsr_train  # noqa: E402
+from blindsr.degradations.presets import cdsr_train, cmdsr_train  # noqa: E402
 from blindsr.degradations.resize import imresize_np, resize_matrix  # noqa: E402
 from blindsr.degradations.sampling import sample_spec  # noqa: E402
 
-N_PATCHES, HR = 20, 192
+HR, SCALE = 192, 4
+WORKLOADS = {  # name: (degradation config, patches per task, description)
+    "cmdsr": (cmdsr_train(SCALE), 20, "15x15 iso kernel, MATLAB bicubic x4, AWGN"),
+    "cdsr": (cdsr_train(SCALE), 2, "21x21 aniso shifted kernel, replicate border, s-fold x4"),
+}
+CV_BORDER = {"reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE, "circular": cv2.BORDER_WRAP}
 
 
-def make_tasks(n_tasks: int, seed: int = 0):
+def make_tasks(workload: str, n_tasks: int, seed: int = 0):
+    """``n_tasks`` (spec, uint8 windows (n, HR+2m, HR+2m, 3)) of ``workload``'s training distribution."""
+    cfg, n, _ = WORKLOADS[workload]
     rng = np.random.default_rng(seed)
     img = image("hubble_deep_field")
-    cfg = cmdsr_train(4)
     tasks = []
     for _ in range(n_tasks):
-        spec = sample_spec(rng, cfg, 4)
+        spec = sample_spec(rng, cfg, SCALE)
         m = spec.context()
-        tops = rng.integers(0, img.shape[0] - HR, N_PATCHES)
-        lefts = rng.integers(0, img.shape[1] - HR, N_PATCHES)
+        tops = rng.integers(0, img.shape[0] - HR, n)
+        lefts = rng.integers(0, img.shape[1] - HR, n)
         wins = np.stack([crop_window(img, int(t), int(l), HR, m) for t, l in zip(tops, lefts, strict=True)])
         tasks.append((spec, wins))
     return tasks
+
+
+def _finish(lr: np.ndarray, spec, noise_rng: np.random.Generator) -> np.ndarray:
+    return quantize_np(lr + noise_rng.standard_normal(lr.shape) * spec.noise)
 
 
 def naive_numpy(spec, wins: np.ndarray) -> np.ndarray:
@@ -60,9 +76,33 @@ def naive_numpy(spec, wins: np.ndarray) -> np.ndarray:
     out = []
     for win in wins:
         blurred = blur_np(win, kernel, spec.blur_border)
-        resize_matrix.cache_clear()  # a per-image resize computes its weights every call
-        lr = imresize_np(blurred, 1.0 / s)[m // s : (m + HR) // s, m // s : (m + HR) // s]
-        out.append(quantize_np(lr + noise_rng.standard_normal(lr.shape) * spec.noise))
+        if spec.downsampler == "bicubic":
+            resize_matrix.cache_clear()  # a per-image resize computes its weights every call
+            lr = imresize_np(blurred, 1.0 / s)
+        else:
+            lr = blurred[::s, ::s]
+        out.append(_finish(lr[m // s : (m + HR) // s, m // s : (m + HR) // s], spec, noise_rng))
+    return np.stack(out)
+
+
+def opencv(spec, wins: np.ndarray) -> np.ndarray:
+    """What a typical data loader does per patch (not MATLAB's antialiased bicubic, so not pixel-equal for CMDSR)."""
+    m, s = spec.context(), spec.scale
+    border, k1 = CV_BORDER[spec.blur_border], spec.kernel_1d()
+    noise_rng = np.random.default_rng(spec.seed)
+    out = []
+    for win in wins:
+        x = win.astype(np.float32)
+        if k1 is not None:
+            g = np.asarray(k1, np.float32)
+            x = cv2.sepFilter2D(x, -1, g, g, borderType=border)
+        else:
+            x = cv2.filter2D(x, -1, spec.kernel_array().astype(np.float32), borderType=border)
+        if spec.downsampler == "bicubic":
+            x = cv2.resize(x, (x.shape[1] // s, x.shape[0] // s), interpolation=cv2.INTER_CUBIC)
+        else:
+            x = x[::s, ::s]
+        out.append(_finish(x[m // s : (m + HR) // s, m // s : (m + HR) // s], spec, noise_rng))
     return np.stack(out)
 
 
@@ -79,43 +119,58 @@ def timed(fn, tasks) -> float:
     return time.perf_counter() - t0
 
 
-def max_level_difference(tasks) -> int:
-    """Both sides compute the same LR: compare them without noise (their noise generators differ)."""
+def max_level_difference(tasks, reference) -> int:
+    """Largest |reference − batched torch| in grey levels, without noise (their noise generators differ)."""
     worst = 0
     for spec, wins in tasks:
         clean = dataclasses.replace(spec, noise=0.0)
-        ref = naive_numpy(clean, wins).astype(int)
+        ref = reference(clean, wins).astype(int)
         ours = batched_torch(clean, wins, torch.device("cpu")).numpy().transpose(0, 2, 3, 1).astype(int)
         worst = max(worst, int(np.abs(ref - ours).max()))
     return worst
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", type=int, default=30)
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    args = p.parse_args()
-    torch.set_num_threads(1)
-    tasks = make_tasks(args.tasks)
-    n = args.tasks * N_PATCHES
-
-    t_ref = timed(naive_numpy, tasks)
-    t_cpu = timed(lambda spec, w: batched_torch(spec, w, torch.device("cpu")), tasks)
-    print(f"workload: {args.tasks} CMDSR tasks x {N_PATCHES} HR crops of {HR}^2, 15x15 iso kernel, x4, one thread")
-    print(f"check: max |naive - batched| on noise-free tasks = {max_level_difference(tasks[:3])} level(s)")
-    print(f"baseline naive per-patch numpy : {n / t_ref:9.1f} patches/s")
-    print(f"batched torch (CPU)            : {n / t_cpu:9.1f} patches/s   ratio vs baseline: {t_ref / t_cpu:.1f}x")
-    if args.device == "cuda":
-        if not torch.cuda.is_available():
-            raise SystemExit("--device cuda given but CUDA is not available")
+def run(workload: str, n_tasks: int, device: str) -> dict[str, float]:
+    """Patches/s per core of each path on ``workload``; prints the table."""
+    _cfg, n, what = WORKLOADS[workload]
+    tasks = make_tasks(workload, n_tasks)
+    patches = n_tasks * n
+    rates = {
+        "naive numpy": patches / timed(naive_numpy, tasks),
+        "OpenCV per patch": patches / timed(opencv, tasks),
+        "batched torch (CPU)": patches / timed(lambda spec, w: batched_torch(spec, w, torch.device("cpu")), tasks),
+    }
+    if device == "cuda":
         dev = torch.device("cuda")
 
         def on_gpu(spec, wins):
             batched_torch(spec, wins, dev)
             torch.cuda.synchronize()
 
-        t_gpu = timed(on_gpu, tasks)
-        print(f"batched torch (CUDA)           : {n / t_gpu:9.1f} patches/s   ratio vs baseline: {t_ref / t_gpu:.1f}x")
+        rates["batched torch (CUDA)"] = patches / timed(on_gpu, tasks)
+    print(f"{workload}: {n_tasks} tasks x {n} HR crops of {HR}^2, {what}; one thread")
+    print(
+        f"  check, noise-free: max |naive - batched| = {max_level_difference(tasks[:3], naive_numpy)} level(s), "
+        f"max |OpenCV - batched| = {max_level_difference(tasks[:3], opencv)}"
+    )
+    naive, cv = rates["naive numpy"], rates["OpenCV per patch"]
+    for name, rate in rates.items():
+        print(f"  {name:<22}: {rate:9.1f} patches/s   {rate / cv:5.2f}x OpenCV   {rate / naive:6.1f}x naive")
+    return rates
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", type=int, default=30)
+    p.add_argument("--workloads", default="cmdsr,cdsr")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    args = p.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda given but CUDA is not available")
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    for workload in args.workloads.split(","):
+        run(workload, args.tasks, args.device)
 
 
 if __name__ == "__main__":

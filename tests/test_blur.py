@@ -1,4 +1,5 @@
-"""Batched torch blur vs a brute-force numpy correlation with explicit padding, for each border."""
+"""Batched torch blur vs a brute-force numpy correlation with explicit padding, for each border; the strided
+s-fold blur vs blur-then-subsample."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from blindsr.degradations.blur import blur, blur_np
+from blindsr.degradations.blur import blur, blur_np, blur_subsample
 from blindsr.degradations.kernels import gaussian_aniso, gaussian_aniso_shifted
+from blindsr.degradations.resize import subsample
 
 NP_PAD = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -53,3 +55,14 @@ def test_per_sample_kernels_equal_one_call_each(rng):
 def test_unknown_border_is_rejected(rng):
     with pytest.raises(ValueError, match="unknown blur border 'zero'"):
         blur(torch.zeros(1, 1, 8, 8), torch.ones(3, 3) / 9, "zero")
+
+
+@pytest.mark.parametrize("border", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize(("scale", "margin"), [(2, 0), (3, 1), (4, 0), (4, 3), (4, 6)])  # 6 = CDSR's ×4 context
+def test_strided_blur_equals_blur_then_subsample(border, scale, margin, rng):
+    k = torch.from_numpy(gaussian_aniso_shifted(21, scale, 9.0, 1.5, 0.7))  # CDSR's non-separable kernel
+    x = torch.from_numpy(rng.random((2, 3, 24 * scale, 20 * scale)) * 255)  # float64: compare exactly
+    reference = subsample(blur(x, k, border), scale)[..., margin : 24 - margin, margin : 20 - margin]
+    out = blur_subsample(x, k, scale, border, margin)
+    assert out.shape == reference.shape == (2, 3, 24 - 2 * margin, 20 - 2 * margin)
+    torch.testing.assert_close(out, reference, rtol=0, atol=1e-9)

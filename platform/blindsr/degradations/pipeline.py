@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from blindsr.degradations.blur import blur
+from blindsr.degradations.blur import blur, blur_subsample
 from blindsr.degradations.jpeg import jpeg
 from blindsr.degradations.noise import add_noise, quantize
-from blindsr.degradations.resize import cached_tensor, imresize, resize_matrix, subsample
+from blindsr.degradations.resize import cached_tensor, imresize, resize_matrix
 from blindsr.degradations.spec import DegradationSpec
 
 
@@ -54,8 +54,9 @@ def axis_operator(
 def blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.Tensor:
     """hr: (N, C, H, W) float (0–255) → blurred, down-sampled float (N, C, H/s − 2m/s, W/s − 2m/s).
 
-    Separable (isotropic) kernels: one fused matrix per axis (:func:`axis_operator`). Others: a
-    grouped 2-D convolution, then the resize or s-fold subsampling, then the margin crop.
+    Separable (isotropic) kernels: one fused matrix per axis (:func:`axis_operator`). Others: with s-fold
+    subsampling one strided convolution over the kept pixels (:func:`blur_subsample`); with bicubic a 2-D
+    convolution, the resize, then the margin crop.
     """
     s, m = spec.scale, margin // spec.scale
     h_out, w_out = hr.shape[-2] // s - 2 * m, hr.shape[-1] // s - 2 * m
@@ -66,8 +67,10 @@ def blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0
         keys = [(hr.shape[-2], *common, (m, m + h_out)), (hr.shape[-1], *common, (m, m + w_out))]
         op_h, op_w = (cached_tensor(k, lambda k=k: axis_operator(*k), hr.dtype, hr.device) for k in keys)
         return torch.matmul(op_h, torch.matmul(hr, op_w.T))
-    x = blur(hr, torch.from_numpy(spec.kernel_array()), spec.blur_border)
-    x = imresize(x, 1.0 / s) if spec.downsampler == "bicubic" else subsample(x, s)
+    kernel = torch.from_numpy(spec.kernel_array())
+    if spec.downsampler != "bicubic":  # s-fold: only the kept pixels are computed (blur_subsample)
+        return blur_subsample(hr, kernel, s, spec.blur_border, m)
+    x = imresize(blur(hr, kernel, spec.blur_border), 1.0 / s)
     return x[..., m : m + h_out, m : m + w_out]
 
 
