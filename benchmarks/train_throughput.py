@@ -16,9 +16,10 @@ For each workload:
    run, with its optimisers, EMA off) on one synthetic uint8 batch already on the device, converted to float
    each step as the loop does, for every precision, eager and compiled. **Baseline: fp32 eager**, a plain
    PyTorch loop over the same model; every other row prints its ratio to it.
-2. **Fed by the stream**: the fastest eager precision fed by the real Ray Data stream (``DegradeWorker``
-   actors → ``iter_torch_batches``), steps/s, its ratio to the step alone, and the fraction of wall time the
-   loop waits for data (``DataMeter``'s ``data/wait_frac``).
+2. **Fed by the stream**: the fastest eager precision fed by the real Ray Data stream as a Ray Train worker
+   reads it (``DegradeWorker`` actors → the training columns → ``streaming_split`` → ``task_batches``),
+   steps/s, its ratio to the step alone, and the fraction of wall time the loop waits for data
+   (``DataMeter``'s ``data/wait_frac``).
 3. **Budget**: the paper schedule (the preset's ``train.steps``) × the best step time alone, in hours; and the
    CPU cores of degradation per device it needs: patches/s the step consumes ÷ patches/s one core of
    ``DegradeWorker`` makes (in-process, one thread, this workload's degradations).
@@ -127,7 +128,8 @@ def step_alone(trainer: Trainer, batch: dict[str, torch.Tensor], steps: int, war
 
 def fed_by_stream(cfg: Config, device: torch.device, steps: int, warm: int, actors: int) -> tuple[float, float]:
     """(steps/s, data/wait_frac) of the eager step of ``cfg`` fed by the Ray Data stream, after ``warm`` steps."""
-    from blindsr.data.stream import DataMeter, build_dataset, plan_resources
+    from blindsr.data.feed import TRAIN_COLUMNS
+    from blindsr.data.stream import DataMeter, plan_resources, task_batches, train_dataset
 
     if not ray.is_initialized():
         ray.init(address="local", include_dashboard=False, **console.ray_init_options())
@@ -135,9 +137,10 @@ def fed_by_stream(cfg: Config, device: torch.device, steps: int, warm: int, acto
     cfg.scaling.degrade_actors = actors
     k = cfg.data.tasks_per_step
     plan = plan_resources(cfg.scaling, reserve_train=False)
-    ds = build_dataset(cfg, "train", (steps + warm) * k, plan=plan)
+    cfg.train.steps, cfg.scaling.num_workers = steps + warm, 1
+    ds = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS)
     trainer = build_trainer(cfg, device)
-    meter = DataMeter(ds.iter_torch_batches(batch_size=k), actors=actors)
+    meter = DataMeter(task_batches(ds.streaming_split(1, equal=True)[0], k, device, cfg.data.prefetch_batches), actors)
     start = 0.0
     for i, batch in enumerate(meter):
         if i == warm:

@@ -104,11 +104,12 @@ class DataConfig:
     # how a task row is cut: "task" = CMDSR, n patches of one image sharing one degradation; "pair" = CDSR/DASR,
     # patch 0 is the MoCo query and patches 1.. its keys, made as moco_positive says
     sampler: Literal["task", "pair"] = "task"
+    prefetch_batches: int = 2  # batches a train worker fetches ahead (Ray's formatting; on CUDA the copies too)
 
     def problems(self) -> list[tuple[str, str]]:
         return [
             (k, f"must be >= 1, got {getattr(self, k)}")
-            for k in ("patch_size", "patches_per_task", "tasks_per_step")
+            for k in ("patch_size", "patches_per_task", "tasks_per_step", "prefetch_batches")
             if getattr(self, k) < 1
         ]
 

@@ -4,8 +4,8 @@
 (``blindsr.data.schema``). A train worker reads::
 
     shard = ray.train.get_dataset_shard("train")
-    for batch in DataMeter(shard.iter_torch_batches(batch_size=k), actors=plan.actors, consumers=world):
-        batch["lr"]  # (k, n, 3, h, w) uint8; batch["hr"] (k, n, 3, s·h, s·w) uint8; spec columns (k,)
+    for batch in DataMeter(task_batches(shard, k, device, depth), actors=plan.actors, consumers=world):
+        batch["lr"]  # (k, n, 3, h, w) uint8 on the device; batch["hr"] (k, n, 3, s·h, s·w); task_id, work_s (k,)
 
 * train: ``steps × k × consumers`` rows, so every consumer gets exactly ``steps`` batches of k (Ray 2.60 has no
   unbounded source; a bounded range is the endless stream's honest form). A row is a function of its task
@@ -24,16 +24,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import ray
 import ray.data
+import torch
+from ray.data import DataIterator
 
 from blindsr.config import Config, ScalingConfig
 from blindsr.data.actor import DegradeWorker
+from blindsr.data.feed import DeviceFeed
 from blindsr.data.shards import is_shard_location, list_shards
 from blindsr.data.sources import list_image_files
 
@@ -201,18 +204,31 @@ def train_dataset(
     plan: DataPlan | None = None,
     worker_cls: type[DegradeWorker] = DegradeWorker,
     console: Any = None,
+    columns: Sequence[str] | None = None,
 ) -> ray.data.Dataset:
-    """Training rows for ``steps`` (default ``cfg.train.steps``) batches of ``data.tasks_per_step`` per train worker."""
+    """Training rows for ``steps`` (default ``cfg.train.steps``) batches of ``data.tasks_per_step`` per train worker;
+    only ``columns`` of them when given (``fit`` keeps ``data.feed.TRAIN_COLUMNS``: less to move and format)."""
     steps = cfg.train.steps if steps is None else steps
     num_tasks = steps * cfg.data.tasks_per_step * cfg.scaling.num_workers
-    return build_dataset(cfg, "train", num_tasks, first_task, plan, worker_cls, console)
+    ds = build_dataset(cfg, "train", num_tasks, first_task, plan, worker_cls, console)
+    return ds.select_columns(list(columns)) if columns is not None else ds
+
+
+def task_batches(
+    source: DataIterator | ray.data.Dataset, k: int, device: torch.device | str = "cpu", depth: int = 2
+) -> DeviceFeed:
+    """A consumer's batches of k task rows: numpy straight from Arrow (Ray formats ``depth`` batches ahead in
+    its threads), then tensors without a copy, the pixels on ``device`` (``data.feed.DeviceFeed``)."""
+    numpy = source.iter_batches(batch_size=k, batch_format="numpy", prefetch_batches=depth)
+    return DeviceFeed(numpy, device, depth)
 
 
 class DataMeter:
     """Wraps a batch iterator and measures what its consumer sees, for logging as ``data/*`` metrics.
 
     Args:
-        batches: batches with ``lr`` (k, n, …) and ``work_s`` (k,) (numpy arrays or tensors on any device).
+        batches: batches with ``lr`` (k, n, …) and ``work_s`` (k,) (numpy arrays or tensors on any device); a
+            :class:`~blindsr.data.feed.DeviceFeed` also reports its conversion cost (``data/consumer_ms``).
         actors: size of the degradation actor pool.
         consumers: how many train workers share the stream (each sees 1/consumers of the rows).
     """
@@ -222,8 +238,12 @@ class DataMeter:
         self.total_patches = 0
         self._reset(time.perf_counter())
 
+    def _consumer_s(self) -> float:
+        return float(getattr(self.batches, "consumer_s", 0.0))
+
     def _reset(self, now: float) -> None:
-        self._since, self._patches, self._wait, self._work = now, 0, 0.0, 0.0
+        self._since, self._patches, self._wait, self._work, self._count = now, 0, 0.0, 0.0, 0
+        self._consumed_at_reset = self._consumer_s()
 
     def __iter__(self) -> Iterator[Mapping[str, Any]]:
         asked = time.perf_counter()
@@ -231,6 +251,7 @@ class DataMeter:
             self._wait += time.perf_counter() - asked
             k, n = batch["lr"].shape[:2]
             self._patches += k * n
+            self._count += 1
             self.total_patches += k * n
             self._work = self._work + batch["work_s"].sum()  # stays on the batch's device until metrics()
             yield batch
@@ -238,13 +259,15 @@ class DataMeter:
 
     def metrics(self, reset: bool = True) -> dict[str, float]:
         """Since the last reset: ``data/patches_per_s`` delivered, ``data/wait_frac`` of wall time spent waiting
-        for a batch, ``data/actor_util`` ≈ busy share of the actor pool (row-making seconds / actor seconds)."""
+        for a batch, ``data/actor_util`` ≈ busy share of the actor pool (row-making seconds / actor seconds),
+        ``data/consumer_ms``: CPU ms of the training thread per batch turning it into device tensors."""
         now = time.perf_counter()
         elapsed = max(now - self._since, 1e-9)
         out = {
             "data/patches_per_s": self._patches / elapsed,
             "data/wait_frac": self._wait / elapsed,
             "data/actor_util": float(self._work) * self.consumers / (elapsed * self.actors),
+            "data/consumer_ms": 1e3 * (self._consumer_s() - self._consumed_at_reset) / max(self._count, 1),
         }
         if reset:
             self._reset(now)

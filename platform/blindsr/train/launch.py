@@ -32,6 +32,7 @@ from ray.util.annotations import RayDeprecationWarning
 from blindsr import console
 from blindsr.config import Config, ConfigError, to_dict
 from blindsr.data.actor import DegradeWorker
+from blindsr.data.feed import TRAIN_COLUMNS
 from blindsr.data.stream import plan_resources, train_dataset
 from blindsr.tracking import close_run, experiment_name, resolve_uri
 from blindsr.train import checkpoint
@@ -205,6 +206,7 @@ def fit(
                 plan=plan,
                 worker_cls=worker_cls,
                 console=channel,
+                columns=TRAIN_COLUMNS,
             )
             trainer = TorchTrainer(
                 train_fn_per_worker,

@@ -22,7 +22,7 @@ from ray.train import Checkpoint
 
 from blindsr.config import Config, flatten, from_dict, save_yaml
 from blindsr.console import Event, losses_of, send
-from blindsr.data.stream import DataMeter
+from blindsr.data.stream import DataMeter, task_batches
 from blindsr.models import Family, count_parameters, family_of
 from blindsr.tracking import Tracker, experiment_name, registered_name
 from blindsr.train import checkpoint
@@ -94,7 +94,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             tracker.artifact(save_yaml(cfg, Path(tmp) / "config.yaml"))
 
     shard = ray.train.get_dataset_shard("train")
-    batches = shard.iter_torch_batches(batch_size=cfg.data.tasks_per_step)
+    batches = task_batches(shard, cfg.data.tasks_per_step, device, cfg.data.prefetch_batches)
     meter = DataMeter(batches, actors=config["actors"], consumers=world)
 
     channel = config.get("progress") if rank == 0 else None  # the driver's console, when it asked for one

@@ -1,0 +1,85 @@
+"""The consumer side of the stream (``data.feed``): tensors that share the Arrow arrays' memory, only the
+training columns, the pixels on the device through pinned memory and a side stream on CUDA; and, on a real
+local Ray, ``task_batches`` of the projected training stream against Ray's own ``iter_torch_batches``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from blindsr.config import build_config
+from blindsr.data.feed import TRAIN_COLUMNS, DeviceFeed, as_tensors
+
+
+def numpy_batches(count: int = 3, k: int = 2) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(count):
+        lr = rng.integers(0, 256, (k, 4, 3, 6, 6), dtype=np.uint8)
+        hr = rng.integers(0, 256, (k, 4, 3, 12, 12), dtype=np.uint8)
+        lr.flags.writeable = hr.flags.writeable = False  # as Ray hands them out of the object store
+        out.append({"task_id": np.arange(i * k, (i + 1) * k), "work_s": np.ones(k, np.float32), "lr": lr, "hr": hr})
+    return out
+
+
+def test_tensors_share_the_arrays_memory():
+    batch = numpy_batches(1)[0]
+    tensors = as_tensors(batch)
+    for name, array in batch.items():
+        assert tensors[name].data_ptr() == array.ctypes.data and tensors[name].dtype == torch.from_numpy(array).dtype
+
+
+def test_cpu_feed_yields_every_batch_unchanged_and_counts_its_cost():
+    batches = numpy_batches()
+    feed = DeviceFeed(batches, "cpu", depth=2)
+    out = list(feed)
+    assert len(out) == 3 and feed.consumer_s >= 0
+    for got, want in zip(out, batches, strict=True):
+        assert set(got) == set(want)
+        for name in want:
+            assert np.array_equal(got[name].numpy(), want[name])
+    with pytest.raises(ValueError, match="data.prefetch_batches must be >= 1, got 0"):
+        DeviceFeed(batches, "cpu", depth=0)
+
+
+def test_prefetch_depth_is_a_checked_config_key():
+    assert build_config(overrides=["data.prefetch_batches=4"]).data.prefetch_batches == 4
+    with pytest.raises(ValueError, match="data.prefetch_batches in --set: must be >= 1"):
+        build_config(overrides=["data.prefetch_batches=0"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("depth", [1, 3])
+def test_cuda_feed_copies_the_pixels_ahead_and_keeps_the_bookkeeping_on_the_host(depth):
+    batches = numpy_batches(5)
+    seen = []
+    for got in DeviceFeed(batches, "cuda", depth=depth):
+        assert got["lr"].is_cuda and got["hr"].is_cuda and not got["task_id"].is_cuda
+        seen.append(got["lr"].float().sum().item())  # uses it on the current stream, after the side copy
+        torch.cuda._sleep(1_000_000)  # a slow step: the next copies run meanwhile
+    assert seen == [float(b["lr"].astype(np.float64).sum()) for b in batches]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_task_batches_of_the_training_columns_equal_rays_own_batches(ray_session, tmp_path):
+    from blindsr.data.stream import DataMeter, plan_resources, task_batches, train_dataset
+
+    cfg = build_config(
+        "cmdsr_smoke", overrides=["scaling.num_workers=1", "data.patch_size=12", "scaling.degrade_actors=1"]
+    )
+    plan = plan_resources(cfg.scaling, reserve_train=False)
+    k, steps = cfg.data.tasks_per_step, 3
+    full = list(train_dataset(cfg, steps=steps, plan=plan).iter_torch_batches(batch_size=k))
+    projected = train_dataset(cfg, steps=steps, plan=plan, columns=TRAIN_COLUMNS)
+    meter = DataMeter(task_batches(projected, k, "cpu", depth=2), actors=1)
+    ours = list(meter)
+    assert len(ours) == len(full) == steps
+    for got, want in zip(ours, full, strict=True):
+        assert tuple(got) == TRAIN_COLUMNS  # the spec columns never reach the worker
+        for name in TRAIN_COLUMNS:
+            assert torch.equal(got[name], want[name]), name
+        assert got["lr"].dtype == torch.uint8
+    metrics = meter.metrics()
+    assert metrics["data/consumer_ms"] >= 0 and metrics["data/patches_per_s"] > 0
