@@ -119,6 +119,20 @@ def test_every_other_module_imports_without_ray_or_mlflow():
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr[-3000:]
 
 
+def test_degradations_need_nothing_from_the_run_config():
+    """The old import circle (config ⇄ degradations.presets) stays gone: degradations/ never imports
+    blindsr.config, and its presets import first in a fresh interpreter."""
+    for module, path in modules().items():
+        if module.startswith("blindsr.degradations"):
+            tree = ast.parse(path.read_text())
+            sources = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+            assert not any(s == "blindsr.config" or s.startswith("blindsr.config.") for s in sources), module
+    code = "import blindsr.degradations.presets as p; import blindsr.config as c; "
+    code += "print(c.PRESETS['cdsr_paper']().degradation == p.cdsr_train(4))"
+    res = run("-c", code)
+    assert res.returncode == 0 and res.stdout.strip() == "True", res.stderr[-2000:]
+
+
 def test_ci_runs_the_readme_test_command_verbatim():
     readme = (ROOT / "README.md").read_text()
     blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash\n")[1:]]

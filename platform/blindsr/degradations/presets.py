@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from blindsr.config import DegradationConfig
+from blindsr.degradations.config import DegradationConfig
 from blindsr.degradations.spec import DegradationSpec
 
 # ---- training distributions ------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blindsr.config import DegradationConfig
+from blindsr.degradations.config import DegradationConfig
 from blindsr.degradations.spec import DegradationSpec
 
 

@@ -1,0 +1,119 @@
+"""Run presets: plain functions returning a modified default :class:`Config` (compose, don't inherit).
+
+``paper`` (each paper's scale, batch, patch size, schedule and iterations), ``demo`` (minutes on a laptop, visibly
+learns), ``smoke`` (seconds; the tests) and ``preview`` (the degradation preview). The jobs name them without
+the paper prefix (``--preset paper``).
+"""
+
+from __future__ import annotations
+
+import typing
+
+from blindsr.config.schema import (
+    Config,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    ScalingConfig,
+    TrainConfig,
+)
+from blindsr.degradations.presets import cdsr_train, cmdsr_train
+
+
+def cmdsr_paper() -> Config:
+    """CMDSR (TIP 2022) training setting: ×4, 15×15 isotropic σ ∈ {0.2..4.0}, AWGN U[0,75], k=8, n=20."""
+    return Config(
+        name="cmdsr_x4",
+        scale=4,
+        degradation=cmdsr_train(4),
+        data=DataConfig(patch_size=48, patches_per_task=40, tasks_per_step=8),
+        model=ModelConfig(name="cmdsr", n_blocks=10),
+        optim=OptimConfig(lr=1e-4, lr_condition=1e-4, milestones=[500_000, 900_000], gamma=0.1, t0=10),
+        train=TrainConfig(steps=1_000_000, val_every=5000, checkpoint_every=5000, channels_last=None, compile=None),
+    )
+
+
+def cdsr_paper(scale: int = 4) -> Config:
+    """CDSR (ACM MM 2022): 21×21 anisotropic shifted kernels, s-fold, 32 images × (query, key) crops."""
+    return Config(
+        name=f"cdsr_x{scale}",
+        scale=scale,
+        degradation=cdsr_train(scale),
+        data=DataConfig(patch_size=48, patches_per_task=2, tasks_per_step=32, sampler="pair"),
+        model=ModelConfig(name="cdsr", n_blocks=10),
+        loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
+        optim=OptimConfig(lr=1e-4, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0),
+        train=TrainConfig(steps=485_000, val_every=5000, checkpoint_every=5000, channels_last=None, compile=None),
+    )
+
+
+def preview() -> Config:
+    """Small CMDSR-distribution config used by the degradation preview (README main job)."""
+    cfg = cmdsr_paper()
+    cfg.name = "preview"
+    cfg.data.patches_per_task = 4
+    return cfg
+
+
+def cmdsr_demo() -> Config:
+    """README-sized CMDSR: ×2, SRResNet-10 width 32, n = 4, 24² patches; minutes on 2 CPU cores."""
+    return Config(
+        name="cmdsr_demo",
+        scale=2,
+        degradation=cmdsr_train(2),
+        data=DataConfig(patch_size=24, patches_per_task=8, tasks_per_step=4),
+        model=ModelConfig(name="cmdsr", n_feats=32, n_blocks=10, support_size=4),
+        optim=OptimConfig(lr=1e-3, lr_condition=1e-4, milestones=[400], gamma=0.5, t0=10),
+        train=TrainConfig(steps=500, val_every=100, checkpoint_every=100, log_every=10, val_crop=96),
+        scaling=ScalingConfig(num_workers=1, degrade_actors=1),
+    )
+
+
+def cdsr_demo() -> Config:
+    """README main job: CDSR ×2 with 2 blocks on the built-in corpus; ≤ 10 minutes on 2 CPU cores."""
+    return Config(
+        name="cdsr_demo",
+        scale=2,
+        degradation=cdsr_train(2),
+        data=DataConfig(patch_size=24, patches_per_task=2, tasks_per_step=8, sampler="pair"),
+        model=ModelConfig(name="cdsr", n_blocks=2, codebook_size=256, moco_queue=512),
+        loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
+        optim=OptimConfig(lr=2e-4, milestones=[300], gamma=0.5, t0=0),
+        train=TrainConfig(steps=400, val_every=100, checkpoint_every=100, log_every=10, val_crop=96),
+        scaling=ScalingConfig(num_workers=1, degrade_actors=1),
+    )
+
+
+def _smoke(cfg: Config) -> Config:
+    """Shrink a demo to a sub-minute CPU run with 2 train workers (tests)."""
+    cfg.name = cfg.name.replace("_demo", "_smoke")
+    cfg.data.patch_size, cfg.data.tasks_per_step = 16, 2
+    cfg.model.n_feats = min(cfg.model.n_feats, 16)
+    cfg.model.n_blocks = 1
+    cfg.model.codebook_size, cfg.model.moco_queue = 32, 32
+    cfg.optim.t0 = min(cfg.optim.t0, 2)
+    cfg.train = TrainConfig(steps=4, val_every=2, checkpoint_every=2, log_every=1, val_crop=48, val_images=2)
+    cfg.scaling = ScalingConfig(num_workers=2, degrade_actors=1, degrade_cpus_per_actor=0.5)
+    return cfg
+
+
+def cmdsr_smoke() -> Config:
+    cfg = _smoke(cmdsr_demo())
+    cfg.model.support_size, cfg.data.patches_per_task = 2, 4
+    return cfg
+
+
+def cdsr_smoke() -> Config:
+    return _smoke(cdsr_demo())
+
+
+PRESETS: dict[str, typing.Callable[[], Config]] = {
+    "cmdsr_paper": cmdsr_paper,
+    "cmdsr_demo": cmdsr_demo,
+    "cmdsr_smoke": cmdsr_smoke,
+    "cdsr_paper": cdsr_paper,
+    "cdsr_demo": cdsr_demo,
+    "cdsr_smoke": cdsr_smoke,
+    "preview": preview,
+}
