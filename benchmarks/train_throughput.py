@@ -208,7 +208,7 @@ def report(r: Result) -> str:
     )
     lines.append(
         f"  degradation: {r.patches_per_s_per_core:.0f} patches/s per CPU core; the best step eats "
-        f"{r.patches_per_step} patches per step = {r.cores_per_device:.1f} cores per device"
+        f"{r.patches_per_step} patches per step = {r.cores_per_device:.2f} cores per device"
     )
     return "\n".join(lines)
 
