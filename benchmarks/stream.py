@@ -37,7 +37,8 @@ from torch import nn  # noqa: E402
 from blindsr.config import Config, build_config  # noqa: E402
 from blindsr.data.actor import DegradeWorker  # noqa: E402
 from blindsr.data.feed import TRAIN_COLUMNS  # noqa: E402
-from blindsr.data.stream import DataMeter, build_dataset, plan_resources, task_batches, train_dataset  # noqa: E402
+from blindsr.data.plan import plan_resources  # noqa: E402
+from blindsr.data.stream import DataMeter, build_dataset, task_batches, train_dataset  # noqa: E402
 
 K, N, PATCH, SCALE = 4, 8, 24, 4
 
@@ -65,7 +66,9 @@ def in_process(tasks: int) -> float:
 def streamed(actors: int, tasks: int) -> tuple[float, float]:
     """(start-up s to the first batch, patches/s from the first batch to the last) with ``actors`` actors."""
     cfg = workload(actors)
-    ds = build_dataset(cfg, "train", tasks, plan=plan_resources(cfg.scaling, reserve_train=False))
+    ds = build_dataset(
+        cfg, "train", tasks, plan=plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
+    )
     start = time.perf_counter()
     first_at, patches = 0.0, 0
     for i, batch in enumerate(ds.iter_batches(batch_size=K, batch_format="numpy")):
@@ -141,7 +144,9 @@ def main() -> None:
 
     cfg = workload(1)
     cfg.train.steps = args.steps
-    ds = train_dataset(cfg, plan=plan_resources(cfg.scaling, reserve_train=False), columns=TRAIN_COLUMNS)
+    ds = train_dataset(
+        cfg, plan=plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False), columns=TRAIN_COLUMNS
+    )
     shard = ds.streaming_split(1, equal=True)[0]  # as Ray Train hands a worker its shard
     kept: list[dict[str, torch.Tensor]] = []
     meter = DataMeter(task_batches(shard, K, "cpu", depth=2), actors=1)

@@ -129,14 +129,15 @@ def step_alone(trainer: Trainer, batch: dict[str, torch.Tensor], steps: int, war
 def fed_by_stream(cfg: Config, device: torch.device, steps: int, warm: int, actors: int) -> tuple[float, float]:
     """(steps/s, data/wait_frac) of the eager step of ``cfg`` fed by the Ray Data stream, after ``warm`` steps."""
     from blindsr.data.feed import TRAIN_COLUMNS
-    from blindsr.data.stream import DataMeter, plan_resources, task_batches, train_dataset
+    from blindsr.data.plan import plan_resources
+    from blindsr.data.stream import DataMeter, task_batches, train_dataset
 
     if not ray.is_initialized():
         ray.init(address="local", include_dashboard=False, **console.ray_init_options())
     ray.data.DataContext.get_current().enable_progress_bars = False
     cfg.scaling.degrade_actors = actors
     k = cfg.data.tasks_per_step
-    plan = plan_resources(cfg.scaling, reserve_train=False)
+    plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
     cfg.train.steps, cfg.scaling.num_workers = steps + warm, 1
     ds = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS)
     trainer = build_trainer(cfg, device)

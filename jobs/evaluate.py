@@ -17,10 +17,10 @@ import logging
 import sys
 from pathlib import Path
 
-from blindsr.data.benchmarks import ALIASES, load_benchmark, load_div2krk
+from blindsr.data.benchmarks import ALIASES, load_div2krk
 from blindsr.data.images import ImageReadError
-from blindsr.data.sources import DatasetError, load_source
-from blindsr.evaluate import PROTOCOLS, Case, Table, div2krk_cases, generated_cases, score_cases
+from blindsr.data.sources import DatasetError
+from blindsr.evaluation import PROTOCOLS, Case, Table, benchmark_sets, div2krk_cases, evaluate, generated_cases
 from blindsr.infer import load, model_scale
 from blindsr.tracking import RegistryError, log_evaluation, resolve_uri, run_page, source_run
 
@@ -55,19 +55,7 @@ def build_cases(args: argparse.Namespace, scale: int) -> list[Case]:
         if not args.root:
             raise DatasetError("--protocol div2krk needs --root pointing at the DIV2KRK folder")
         return div2krk_cases(load_div2krk(args.root, scale), scale, args.crop)
-    if not args.root:
-        sets = {"corpus": list(load_source("corpus", split="val"))}
-    elif args.sets:
-        sets = {name: load_benchmark(args.root, name, scale) for name in args.sets}
-    else:
-        sets = {}
-        for name in ALIASES:
-            try:
-                sets[name] = load_benchmark(args.root, name, scale)
-            except DatasetError as e:
-                logging.info("%s", e)
-        if not sets:
-            raise DatasetError(f"no benchmark set ({', '.join(ALIASES)}) found under {args.root}")
+    sets = benchmark_sets(args.root, args.sets, scale)
     return generated_cases(args.protocol, scale, sets, args.crop, args.cache or None)
 
 
@@ -95,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     uri = resolve_uri(args.tracking_uri)
+    if args.ray and args.save_images:
+        print("error: --save-images writes images on this machine; it cannot be combined with --ray", file=sys.stderr)
+        return 2
     try:
         models = {source: load(source, uri, args.device) for source in args.models}
         scale = args.scale or model_scale(next(iter(models.values())))
@@ -102,13 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         n = len({(c.set, c.image) for c in cases})
         title = f"{args.protocol} x{scale}, {n} image(s)"
         out = Path(args.out or f"outputs/eval/{args.protocol}_x{scale}")
-        if args.ray:
-            from blindsr.evaluate_ray import score_cases_on_ray
-
-            table = score_cases_on_ray(args.models, cases, scale, title, uri, args.seed, args.tile)
-        else:
-            save = out / "sr" if args.save_images else None
-            table = score_cases(models, cases, scale, title, args.seed, args.tile, save_dir=save)
+        save = out / "sr" if args.save_images and not args.ray else None
+        sources = {source: source for source in args.models} if args.ray else None
+        options = {"seed": args.seed, "tile": args.tile, "save_dir": save, "sources": sources, "tracking_uri": uri}
+        table = evaluate(models, cases, scale, title, **options)
     except (ValueError, RegistryError, DatasetError, ImageReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{space.title}: {space.n_trials()} trial(s) at the {args.budget} budget")
     if args.dry_run:
         return 0
-    from blindsr.data.stream import DataPlanError
+    from blindsr.data.plan import DataPlanError
     from blindsr.tune import SweepError, run_sweep
 
     try:

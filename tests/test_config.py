@@ -15,6 +15,7 @@ from blindsr.config import (
     flatten,
     load_yaml,
     save_yaml,
+    to_dict,
 )
 
 
@@ -169,3 +170,20 @@ def test_paper_presets_hold_paper_settings():
 def test_semantic_checks_name_the_key(override, pattern):
     with pytest.raises(ConfigError, match=pattern):
         apply_overrides(Config(), [override])
+
+
+def test_the_driver_resolves_copies_and_leaves_the_validated_config_alone(tmp_path, monkeypatch):
+    """fit() and a sweep work on resolved copies (absolute paths, the device decided); the caller's config
+    is the one it validated, so a second fit of the same object resolves the same way."""
+    from blindsr.train.launch import resolve_devices, resolve_paths
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = build_config("cmdsr_smoke", overrides=["scaling.use_gpu=false"])
+    before = to_dict(cfg)
+    resolved = resolve_devices(resolve_paths(cfg, tmp_path))
+    assert to_dict(cfg) == before
+    assert resolved.train.storage_path == str(tmp_path.resolve() / "outputs" / "ray")
+    assert resolved.tracking.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert resolved.scaling.use_gpu is False
+    fp16 = build_config("cmdsr_smoke", overrides=["train.precision=fp16", "scaling.use_gpu=true"])
+    assert resolve_devices(fp16).scaling.use_gpu is True

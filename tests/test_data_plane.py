@@ -203,7 +203,7 @@ def test_only_the_stream_imports_ray():
 
 
 def test_plan_shrinks_actors_to_keep_a_read_cpu():
-    from blindsr.data.stream import READ_CPUS, plan_resources
+    from blindsr.data.plan import READ_CPUS, plan_resources
 
     # the #44687 deadlock setting: 4 CPUs, 2 train workers × 1 CPU, 2 actors × 1 CPU
     plan = plan_resources(ScalingConfig(num_workers=2, degrade_actors=2), {"CPU": 4})
@@ -213,7 +213,7 @@ def test_plan_shrinks_actors_to_keep_a_read_cpu():
 
 
 def test_plan_that_cannot_fit_says_what_to_change():
-    from blindsr.data.stream import DataPlanError, plan_resources
+    from blindsr.data.plan import DataPlanError, plan_resources
 
     with pytest.raises(DataPlanError, match=r"leaves 0 for 2 degradation actor.*scaling\.degrade_actors"):
         plan_resources(ScalingConfig(num_workers=3, degrade_actors=2), {"CPU": 4})
@@ -222,7 +222,8 @@ def test_plan_that_cannot_fit_says_what_to_change():
 
 
 def test_gpu_fraction_builds_the_gpu_request():
-    from blindsr.data.stream import map_kwargs, plan_resources
+    from blindsr.data.plan import plan_resources
+    from blindsr.data.stream import map_kwargs
 
     plan = plan_resources(
         ScalingConfig(degrade_actors=2, degrade_gpu_fraction=0.25, use_gpu=True), {"CPU": 8, "GPU": 2}
@@ -244,7 +245,8 @@ def collect(ds, batch_size: int = K) -> list[dict[str, np.ndarray]]:
 @pytest.mark.slow
 def test_train_stream_under_training_load_groups_every_batch(ray_session, folder):
     """2 CPUs held by stand-in train workers, 2 actors asked at 1 CPU: the plan shrinks them, nothing hangs."""
-    from blindsr.data.stream import DataMeter, plan_resources, train_dataset
+    from blindsr.data.plan import plan_resources
+    from blindsr.data.stream import DataMeter, train_dataset
 
     ray = ray_session
 
@@ -256,7 +258,7 @@ def test_train_stream_under_training_load_groups_every_batch(ray_session, folder
     held = [StandInTrainWorker.remote() for _ in range(2)]
     ray.get([h.ready.remote() for h in held])
     cfg = small_cfg(str(folder), "scaling.num_workers=2", "scaling.degrade_actors=2")
-    plan = plan_resources(cfg.scaling)
+    plan = plan_resources(cfg.scaling, ray.cluster_resources())
     assert plan.cpus_per_actor == 0.5 and plan.free_cpus >= 1
     steps = 3
     meter = DataMeter(train_dataset(cfg, steps=steps, plan=plan).iter_torch_batches(batch_size=K), plan.actors, 2)
@@ -324,7 +326,8 @@ def test_stream_survives_a_killed_actor(ray_session, folder, tmp_path):
 
 @pytest.mark.ray
 def test_missing_source_and_unfittable_plan_fail_before_any_actor_starts(ray_session, folder, tmp_path):
-    from blindsr.data.stream import DataPlanError, train_dataset
+    from blindsr.data.plan import DataPlanError
+    from blindsr.data.stream import train_dataset
 
     with pytest.raises(DatasetError, match="does not exist"):
         train_dataset(small_cfg(str(tmp_path / "nowhere")), steps=1)

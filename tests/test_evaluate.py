@@ -16,10 +16,21 @@ from blindsr.data.images import write_png
 from blindsr.data.sources import HRImage
 from blindsr.degradations.pipeline import apply, mod_crop
 from blindsr.degradations.presets import TEST_PRESETS
-from blindsr.evaluate import BICUBIC, ORACLE, Case, div2krk_cases, generated_cases, oracle_support, score_cases
+from blindsr.evaluation import (
+    BICUBIC,
+    ORACLE,
+    Case,
+    bicubic_image,
+    centre_crop,
+    div2krk_cases,
+    evaluate,
+    generated_cases,
+    named_set,
+    oracle_support,
+)
+from blindsr.evaluation.validation import MODEL, val_cases, validate
 from blindsr.metrics import psnr, ssim, to_uint8
 from blindsr.tracking import Tracker
-from blindsr.validation import bicubic_image, centre_crop
 from helpers import TINY, job, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_table_numbers_equal_a_direct_computation(photo):
     """One image, protocol cmdsr ×2: each cell is PSNR/SSIM of model(apply(hr, spec)) against hr."""
     model = tiny("cmdsr")
-    table = score_cases({"m": model}, generated_cases("cmdsr", 2, {"one": [HRImage("cat", photo)]}, crop=48), 2, "t")
+    table = evaluate({"m": model}, generated_cases("cmdsr", 2, {"one": [HRImage("cat", photo)]}, crop=48), 2, "t")
     assert list(table.cells) == ["m", "m" + ORACLE, BICUBIC]
     hr = mod_crop(centre_crop(photo, 48), 2)
     for deg, spec in TEST_PRESETS["cmdsr"](2).items():
@@ -42,6 +53,29 @@ def test_table_numbers_equal_a_direct_computation(photo):
     assert metrics["eval/cmdsr/one/severe/psnr_y"] == table.cells["m"][("one", "severe")][0]
     assert metrics["eval/cmdsr/one/mean/psnr_y"] == pytest.approx(np.mean([v[0] for v in table.cells["m"].values()]))
     assert table.csv().count("\n") == 1 + 3 * 4 and "| m (oracle support) |" in table.markdown()
+
+
+def test_validation_is_the_evaluation_of_the_runs_protocol_subset(tmp_path, photo):
+    """In-training validation scores the same numbers as the evaluation entry point on the same cases, names
+    its set after the folder, keeps the SR of the sampled cases and rejects degradations the protocol lacks."""
+    for i in range(2):
+        write_png(tmp_path / "val" / f"img{i}.png", photo[i * 8 : i * 8 + 80, :96])
+    cfg = Config(scale=2, model=ModelConfig(name="srresnet", **{k: TINY[k] for k in ("n_feats", "n_blocks")}))
+    cfg.data.val_source, cfg.train.val_images, cfg.train.val_crop = str(tmp_path / "val"), 2, 64
+    cases = val_cases(cfg)
+    assert {(c.set, c.degradation) for c in cases} == {("val", "middle"), ("val", "severe")} and len(cases) == 4
+    model = tiny("srresnet").train()
+    metrics, picture = validate(model, cases, 2, samples=1)
+    table = evaluate({MODEL: model}, cases, 2, "t")
+    for deg in ("middle", "severe"):
+        assert metrics[f"val/{deg}/psnr_y"] == table.cells[MODEL][("val", deg)][0]
+    direct = [psnr(bicubic_image(c.lr, 2), c.hr, shave=2) for c in cases]
+    assert metrics["val/bicubic_psnr_y"] == pytest.approx(np.mean(direct))
+    assert picture is not None and picture.shape[1] >= 4 * cases[0].hr.shape[1]  # LR | SR | HR | kernel
+    assert model.training
+    assert list(named_set("corpus", 2)) == ["corpus"]
+    with pytest.raises(ValueError, match="has no degradation"):
+        generated_cases("cmdsr", 2, {"s": []}, degradations=["medium"])
 
 
 def test_generated_lr_is_cached_with_its_spec(tmp_path, photo):
@@ -74,10 +108,10 @@ def test_div2krk_cases_and_scale_mismatch(tmp_path, photo):
     write_png(tmp_path / "lr_x2" / "im_1.png", apply(hr, TEST_PRESETS["bicubic"](2)["bicubic"]))
     cases = div2krk_cases(load_div2krk(tmp_path, 2), 2, crop=32)
     assert cases[0].lr.shape == (16, 16, 3) and cases[0].hr.shape == (32, 32, 3)
-    table = score_cases({"m": tiny("srresnet")}, cases, 2, "div2krk")
+    table = evaluate({"m": tiny("srresnet")}, cases, 2, "div2krk")
     assert list(table.cells) == ["m", BICUBIC] and table.columns == [("DIV2KRK", "given")]
     with pytest.raises(ValueError, match="upscales x2 but the protocol is evaluated at x4"):
-        score_cases({"m": tiny("srresnet")}, cases, 4, "t")
+        evaluate({"m": tiny("srresnet")}, cases, 4, "t")
 
 
 def test_job_end_to_end_from_the_registry(tmp_path, capsys):
@@ -118,16 +152,15 @@ def test_ray_evaluation_equals_the_local_run(tmp_path):
 
     from blindsr.config import Config
     from blindsr.data.sources import load_corpus
-    from blindsr.evaluate_ray import score_cases_on_ray
     from blindsr.train import checkpoint
 
     model = tiny("cmdsr")
     folder = checkpoint.save(tmp_path / "ckpt", Config(scale=2, model=ModelConfig(name="cmdsr", **TINY)), model, {}, {})
     cases = generated_cases("cmdsr", 2, {"corpus": list(load_corpus("val"))}, crop=48)
-    local = score_cases({str(folder): model}, cases, 2, "t")
+    local = evaluate({str(folder): model}, cases, 2, "t")
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
-        remote = score_cases_on_ray([str(folder)], cases, 2, "t", tasks=2)
+        remote = evaluate({str(folder): model}, cases, 2, "t", sources={str(folder): str(folder)})
     finally:
         ray.shutdown()
     assert remote.cells == local.cells and remote.images == local.images

@@ -64,12 +64,15 @@ def test_cuda_feed_copies_the_pixels_ahead_and_keeps_the_bookkeeping_on_the_host
 @pytest.mark.ray
 @pytest.mark.slow
 def test_task_batches_of_the_training_columns_equal_rays_own_batches(ray_session, tmp_path):
-    from blindsr.data.stream import DataMeter, plan_resources, task_batches, train_dataset
+    import ray
+
+    from blindsr.data.plan import plan_resources
+    from blindsr.data.stream import DataMeter, task_batches, train_dataset
 
     cfg = build_config(
         "cmdsr_smoke", overrides=["scaling.num_workers=1", "data.patch_size=12", "scaling.degrade_actors=1"]
     )
-    plan = plan_resources(cfg.scaling, reserve_train=False)
+    plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
     k, steps = cfg.data.tasks_per_step, 3
     full = list(train_dataset(cfg, steps=steps, plan=plan).iter_torch_batches(batch_size=k))
     projected = train_dataset(cfg, steps=steps, plan=plan, columns=TRAIN_COLUMNS)

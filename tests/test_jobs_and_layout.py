@@ -73,7 +73,7 @@ PACKAGE = ROOT / "platform" / "blindsr"
 # the declared Ray modules (README, docs/architecture.md); MLflow lives in blindsr.tracking alone
 RAY_MODULES = {
     "blindsr.data.stream",  # the Ray Data datasets and the resource plan
-    "blindsr.evaluate_ray",  # evaluation fanned out over Ray tasks
+    "blindsr.evaluation.on_ray",  # evaluation fanned out over Ray tasks
     "blindsr.train.launch",  # fit(): the driver, TorchTrainer, restarts
     "blindsr.train.progress",  # the rank-0 → driver progress queue
     "blindsr.train.worker",  # the Ray Train worker function

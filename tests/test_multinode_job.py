@@ -94,7 +94,7 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
     client = mlflow.MlflowClient(tracking_server.url)
     assert client.get_model_version("cmdsr_x2", version).run_id == run_id
     # the job's final evaluation went into the same run, and the job said where to look at it
-    assert "eval/cmdsr/val/mean/psnr_y" in client.get_run(run_id).data.metrics
+    assert "eval/cmdsr/corpus/mean/psnr_y" in client.get_run(run_id).data.metrics
     assert [a.path for a in client.list_artifacts(run_id, "eval/cmdsr")] == ["eval/cmdsr/table.md"]
     assert f"MLflow UI: {tracking_server.url}/#/experiments/" in done.stdout and run_id in done.stdout
     password = trainer["MLFLOW_TRACKING_PASSWORD"]

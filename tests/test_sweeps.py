@@ -14,9 +14,9 @@ import pytest
 import ray
 from ray.tune.search.variant_generator import generate_variants
 
-from blindsr.data.stream import DataPlanError
+from blindsr.data.plan import DataPlanError, trial_share
 from blindsr.space import SpaceError, load_space
-from blindsr.tune import param_space, scheduler, trial_share
+from blindsr.tune import param_space, scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
@@ -59,7 +59,7 @@ def test_search_space_validates_and_expands_to_the_tables_trials(stem):
 
 def test_tied_keys_and_per_budget_rows_are_expressed_in_the_file():
     f9 = load_space(SPACES / "cmdsr_f9_support_patch.yaml")
-    assert all(r.settings["data.patches_per_task"] == 2 * r.settings["model.support_size"] for r in f9.rows)
+    assert all(r.set["data.patches_per_task"] == 2 * r.set["model.support_size"] for r in f9.rows)
     pre = load_space(SPACES / "cdsr_t12_pretrain.yaml").row("100 epochs")
     assert [pre.overrides(b)["optim.pretrain_steps"] for b in ("smoke", "demo", "paper")] == [1, 80, 97000]
     assert load_space(SPACES / "cdsr_t10_blocks.yaml").config("paper").scale == 2
@@ -82,7 +82,15 @@ def write(tmp_path: Path, text: str) -> Path:
         ("family: cmdsr\nspace: {optim.lr: {loguniform: [0, 1]}}", "space.optim.lr.loguniform"),
         ("family: cmdsr\nschedule: asha\nspace: {seed: {grid: [0]}}", "unknown key 'schedule'"),
         ("family: cmdsr\nrows: [{label: a, paper: {Set5: x}}]", "rows[0].paper.Set5"),
-        ("family: cmdsr\nrows: [{label: a}]\nevaluate: {degradations: [mild]}", "'mild' is not a degradation"),
+        ("family: cmdsr\nrows: [{label: a, sett: {seed: 1}}]", "did you mean 'rows[0].set'"),
+        ("family: cmdsr\nrows: [{set: {seed: 1}}]", "rows[0].label"),
+        ("family: cmdsr\nrows: [{label: a}]\nscheduler: {asha: {grace_fraction: 2}}", "scheduler.asha"),
+        ("family: cmdsr\nspace: {optim.lr: {grid: []}}", "space.optim.lr"),
+        ("family: cmdsr\nrows: [{label: a}]\nevaluate: {sets: [Set6]}", "unknown benchmark 'Set6'"),
+        ("family: cmdsr\nrows: [{label: a}]\nbudgets: {huge: {}}", "unknown budget 'huge'"),
+        ("family: cmdsr\nrows: [{label: a}]\nmode: best", "'best' is not a valid choice"),
+        ("family: cmdsr\nrows: [{label: a}, {label: a}]", "row labels must be unique"),
+        ("family: cmdsr\nrows: [{label: a}]\nevaluate: {degradations: [mild]}", "has no degradation ['mild']"),
         ("family: cmdsr\nrows: [{label: a, set: {model.name: dasr}}]", "is a contrastive model: train it with"),
         ("family: cmdsr\nrows: [{label: a, set: {model.name: vdsr, model.n_blocks: 3}}]", "model.n_blocks: not used"),
         ("family: cdsr\nspace: {model.codebook_size: {grid: [8, 16]}}\nbase: {model.use_codebook: false}", "not used"),

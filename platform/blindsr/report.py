@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blindsr.evaluate import BICUBIC
+from blindsr.evaluation import BICUBIC
 from blindsr.space import Space, load_space
 from blindsr.tracking import log_evaluation
 

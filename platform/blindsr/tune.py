@@ -6,7 +6,7 @@ Tune sees rank 0's ``{"step", "val/psnr_y"}`` at every validation (what ASHA pru
 evaluates the trial's final checkpoint with the file's protocol in a Ray task (on a GPU when training used
 one) and reports ``eval/<protocol>/<set>/<degradation>/{psnr,ssim}_y``.
 
-Resources: one trial = the driver (``DRIVER_CPUS``) + its train workers + its degradation actors + Ray Data's
+Resources: one trial = the driver (``TRIAL_DRIVER_CPUS``) + its train workers + its degradation actors + Ray Data's
 read CPU. ``max_concurrent_trials`` is how many such trials the cluster holds, and each trial's data plan is
 sized from its share of the cluster, so trials never starve each other or their actors (ray#44687).
 
@@ -37,22 +37,19 @@ from ray.tune.schedulers import ASHAScheduler
 
 from blindsr import console
 from blindsr.config import Config, apply_overrides, from_dict, to_dict
-from blindsr.data.benchmarks import load_benchmark
-from blindsr.data.sources import load_source
-from blindsr.data.stream import READ_CPUS, plan_resources
-from blindsr.evaluate import BICUBIC, generated_cases, score_cases
+from blindsr.data.plan import TRIAL_DRIVER_CPUS, trial_cpus, trial_share
+from blindsr.evaluation import BICUBIC, benchmark_sets, evaluate, generated_cases
 from blindsr.infer import best_device
 from blindsr.report import trials_csv, trials_markdown
 from blindsr.space import Space
 from blindsr.tracking import Tracker, log_evaluation
 from blindsr.train import checkpoint
-from blindsr.train.launch import VAL_METRIC, ensure_ray, fit, resolve_paths, use_gpu
+from blindsr.train.launch import VAL_METRIC, ensure_ray, fit, resolve_devices, resolve_paths
 from blindsr.train.runner import LoopHook
 from blindsr.tune_console import FINAL_KEY, TrialLines, last_line
 
 log = logging.getLogger(__name__)
 
-DRIVER_CPUS = 1.0
 SWEEP_DEFAULTS = ["tracking.register=false", "tracking.experiment=blindsr-sweeps"]  # before the user's --set
 SWEEP_TAG, ROW_TAG = "blindsr.sweep", "blindsr.row"
 STATIC, ROW = "sweep", "row"  # reserved trial-config keys; every other key is a dotted config key
@@ -60,12 +57,6 @@ STATIC, ROW = "sweep", "row"  # reserved trial-config keys; every other key is a
 
 class SweepError(RuntimeError):
     """A sweep that cannot start or resume; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class TrialShare:
-    concurrent: int  # max_concurrent_trials
-    cluster: dict[str, float]  # what each trial's data plan may use (its driver's CPU already taken off)
 
 
 @dataclass
@@ -83,38 +74,17 @@ class SweepOutcome:
 # ---------------------------------------------------------------------------------------------------
 
 
-def trial_cpus(cfg: Config) -> float:
-    s = cfg.scaling
-    return DRIVER_CPUS + s.num_workers * s.cpus_per_worker + READ_CPUS + s.degrade_actors * s.degrade_cpus_per_actor
-
-
-def trial_share(cfg: Config, cluster: dict[str, float], trials: int, cap: int | None = None) -> TrialShare:
-    """How many trials run at once and the cluster share of each; raises ``DataPlanError`` if one cannot fit."""
-    s = cfg.scaling
-    cpus, gpus = float(cluster.get("CPU", 0.0)), float(cluster.get("GPU", 0.0))
-    limits = [trials, math.floor(cpus / trial_cpus(cfg) + 1e-9)]
-    gpu_need = (s.num_workers if s.use_gpu else 0) + s.degrade_actors * s.degrade_gpu_fraction
-    if gpu_need > 0:
-        limits.append(math.floor(gpus / gpu_need + 1e-9))
-    if cap:
-        limits.append(cap)
-    n = max(1, min(limits))
-    share = {"CPU": cpus / n - DRIVER_CPUS, "GPU": gpus / n}
-    plan_resources(s, cluster=share)
-    return TrialShare(n, share)
-
-
 def param_space(space: Space, static: dict[str, Any]) -> dict[str, Any]:
     """Tune's param_space: ``row`` (grid over row labels), one domain per dotted key, and the static part."""
     domains = {"grid": tune.grid_search, "choice": tune.choice}
     out: dict[str, Any] = {STATIC: static}
     if space.rows:
         out[ROW] = tune.grid_search([r.label for r in space.rows])
-    for key, (dist, values) in space.space.items():
-        if dist in domains:
-            out[key] = domains[dist](values)
+    for key, dist in space.space.items():
+        if dist.kind in domains:
+            out[key] = domains[dist.kind](dist.values)
         else:
-            out[key] = (tune.uniform if dist == "uniform" else tune.loguniform)(*map(float, values))
+            out[key] = (tune.uniform if dist.kind == "uniform" else tune.loguniform)(*map(float, dist.values))
     return out
 
 
@@ -123,15 +93,16 @@ def scheduler(space: Space, cfg: Config) -> ASHAScheduler | None:
 
     ``max_t`` is one past ``train.steps``: at ``max_t`` ASHA stops a trial, and a stop at its last report
     would kill the trial before it evaluates its final model."""
-    if space.scheduler is None:
+    asha = space.scheduler.asha
+    if asha is None:
         return None
     every, steps = cfg.train.val_every, cfg.train.steps
-    grace = max(every, math.ceil(space.scheduler["grace_fraction"] * steps / every) * every)
+    grace = max(every, math.ceil(asha.grace_fraction * steps / every) * every)
     return ASHAScheduler(
         time_attr="step",
         max_t=steps + 1,
         grace_period=min(grace, steps),
-        reduction_factor=space.scheduler["reduction_factor"],
+        reduction_factor=asha.reduction_factor,
     )
 
 
@@ -140,22 +111,14 @@ def scheduler(space: Space, cfg: Config) -> ASHAScheduler | None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def eval_sets(evaluation: dict[str, Any], scale: int) -> dict[str, list]:
-    """The file's benchmark sets under ``bench_root``, else the built-in corpus' val split as set ``corpus``."""
-    if evaluation.get("bench_root"):
-        return {name: load_benchmark(evaluation["bench_root"], name, scale) for name in evaluation["sets"]}
-    return {"corpus": list(load_source("corpus", split="val"))}
-
-
 def evaluate_checkpoint(ckpt: Checkpoint, label: str, evaluation: dict[str, Any]) -> dict[str, float]:
     """Score a checkpoint's model (and bicubic, suffix ``_bicubic``) with the file's protocol → eval/… metrics."""
     with ckpt.as_directory() as folder:
         cfg, model = checkpoint.load_model(folder)
     model.to(best_device())
-    protocol, keep = evaluation["protocol"], evaluation["degradations"]
-    cases = generated_cases(protocol, cfg.scale, eval_sets(evaluation, cfg.scale), evaluation["crop"])
-    cases = [c for c in cases if not keep or c.degradation in keep]
-    table = score_cases({label: model}, cases, cfg.scale, f"{label}: {protocol} x{cfg.scale}", oracle=False)
+    protocol, sets = evaluation["protocol"], benchmark_sets(evaluation["bench_root"], evaluation["sets"], cfg.scale)
+    cases = generated_cases(protocol, cfg.scale, sets, evaluation["crop"], degradations=evaluation["degradations"])
+    table = evaluate({label: model}, cases, cfg.scale, f"{label}: {protocol} x{cfg.scale}", oracle=False)
     return {**table.metrics(protocol, label), **table.metrics(protocol, BICUBIC, "_bicubic")}
 
 
@@ -173,7 +136,7 @@ def driver(config: dict[str, Any], hooks: Sequence[LoopHook] = ()) -> None:
     static = config[STATIC]
     cfg, label = trial_config(config)
     trial_id = tune.get_context().get_trial_id()
-    cfg.name = f"{static['name']}-{trial_id}"  # stable across Tuner.restore: a resumed trial resumes its run
+    cfg = apply_overrides(cfg, {"name": f"{static['name']}-{trial_id}"}, origin="trial")  # stable across restores
     tags = {SWEEP_TAG: static["name"], ROW_TAG: label or trial_id}
     if static["parent_run_id"]:
         tags["mlflow.parentRunId"] = static["parent_run_id"]
@@ -259,10 +222,10 @@ def run_sweep(
         "crop": space.evaluate.crop_for(budget),
         "bench_root": str(Path(bench_root).expanduser().resolve()) if bench_root else None,
     }
-    if bench_root:
-        eval_sets(evaluation, cfg.scale)  # a missing set fails now, not after hours of training
+    if bench_root:  # a missing set fails now, not after hours of training
+        benchmark_sets(evaluation["bench_root"], space.evaluate.sets, cfg.scale)
     ensure_ray(local_cpus=max(4, os.cpu_count() or 1, math.ceil(trial_cpus(cfg))))
-    cfg.scaling.use_gpu = use_gpu(cfg)
+    cfg = resolve_devices(cfg)
     share = trial_share(cfg, ray.cluster_resources(), space.n_trials(), max_concurrent)
     log.info(
         "sweep %s: %d trial(s), at most %d at once, each with %s",
@@ -289,7 +252,7 @@ def run_sweep(
         "cluster": share.cluster,
         "evaluate": evaluation,
     }
-    trainable = tune.with_resources(tune.with_parameters(driver, hooks=list(hooks)), {"CPU": DRIVER_CPUS})
+    trainable = tune.with_resources(tune.with_parameters(driver, hooks=list(hooks)), {"CPU": TRIAL_DRIVER_CPUS})
     if resume:
         tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_errored=True)
     else:

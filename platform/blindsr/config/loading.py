@@ -54,6 +54,10 @@ def _coerce(value: Any, tp: Any, key: str, origin: str | None) -> Any:
             f"{key}{_where(origin)}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__}){extra}"
         )
 
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, origin, prefix=f"{key}.")
     if _is_optional(tp):
         if value is None or (isinstance(value, str) and value.strip().lower() in {"none", "null", "~"}):
             return None
@@ -112,14 +116,23 @@ def _coerce(value: Any, tp: Any, key: str, origin: str | None) -> Any:
             value = yaml.safe_load(text) if text.startswith("[") else [v for v in text.split(",") if v.strip()]
         if isinstance(value, tuple):
             value = list(value)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = [value]  # a lone number is a list of one, as "--set key=5" already is
         if not isinstance(value, list):
             fail()
         return [_coerce(v, item_tp, f"{key}[{i}]", origin) for i, v in enumerate(value)]
+    if get_origin(tp) is dict:
+        if not isinstance(value, dict):
+            fail()
+        item_tp = get_args(tp)[1]
+        return {str(k): _coerce(v, item_tp, f"{key}.{k}", origin) for k, v in value.items()}
     raise ConfigError(f"{key}: unsupported field type {tp!r}")  # a schema bug, not a user error
 
 
 def _section_hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
+    """The keys a mapping may give ``cls``: its fields, less those marked ``metadata={"key": False}``."""
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.metadata.get("key", True)}
 
 
 # keys that moved: the error names where to now (not a "did you mean" guess)
@@ -138,7 +151,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, origin: str | None = None,
         where = prefix.rstrip(".") or "the top level"
         raise ConfigError(f"{where}{_where(origin)}: expected a mapping of keys, got {type(data).__name__}")
     hints = _section_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = list(hints)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}{key}"
@@ -151,11 +164,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, origin: str | None = None,
             raise ConfigError(
                 f"unknown key {full!r}{_where(origin)}{hint}; valid keys in {section}: {', '.join(names)}"
             )
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = from_dict(tp, value, origin, prefix=f"{full}.")
-        else:
-            kwargs[key] = _coerce(value, tp, full, origin)
+        kwargs[key] = _coerce(value, hints[key], full, origin)
     obj = cls(**kwargs)
     for key, problem in getattr(obj, "problems", lambda: [])():
         raise ConfigError(f"{prefix}{key}{_where(origin)}: {problem}")

@@ -11,12 +11,9 @@
   unbounded source; a bounded range is the endless stream's honest form). A row is a function of its task
   id, so a resumed run passes ``first_task`` to continue past the tasks it has already seen.
 * ``build_dataset(cfg, "val", n)``: n rows from ``data.val_source``, no augmentation, in order: identical on
-  every run with the same seed (in-training validation reads whole images instead: ``blindsr.validation``).
+  every run with the same seed (in-training validation reads whole images instead: ``blindsr.evaluation.validation``).
 
-Resource rule (ray-project/ray#44687: actors that take every CPU starve Ray Data's read tasks forever):
-:func:`plan_resources` reserves the train workers' CPUs and :data:`READ_CPUS` for read tasks, and gives the
-actors what is left: their configured CPUs if that fits, else an equal fractional share. A share below
-:data:`MIN_ACTOR_CPUS`, or GPU fractions that do not fit, fail at once with the settings to change.
+The actor pool is sized by :mod:`blindsr.data.plan` (:func:`~blindsr.data.plan.plan_resources`).
 """
 
 from __future__ import annotations
@@ -25,8 +22,6 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import ray
@@ -34,101 +29,15 @@ import ray.data
 import torch
 from ray.data import DataIterator
 
-from blindsr.config import Config, ScalingConfig
+from blindsr.config import Config
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.feed import DeviceFeed
-from blindsr.data.shards import is_shard_location, list_shards
-from blindsr.data.sources import list_image_files
+from blindsr.data.plan import DataPlan, plan_resources, preflight
 
 log = logging.getLogger(__name__)
 
-READ_CPUS = 1.0  # kept free for Ray Data's read and bookkeeping tasks
-MIN_ACTOR_CPUS = 0.25  # below this a degradation actor is too slow to be worth scheduling
 MAX_READ_BLOCKS = 4096  # caps the read tasks of a long run
 ROWS_PER_BLOCK = 64  # task ids per read block: a retried (killed) actor task re-makes at most this many rows
-
-
-class DataPlanError(RuntimeError):
-    """The degradation actors cannot fit next to the training workers; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class DataPlan:
-    """Resources of the degradation actor pool, derived from the cluster and the ScalingConfig."""
-
-    actors: int
-    cpus_per_actor: float
-    gpus_per_actor: float
-    cluster_cpus: float
-    train_cpus: float
-
-    @property
-    def free_cpus(self) -> float:
-        """CPUs left for Ray Data's read tasks once training and the actors hold theirs (≥ READ_CPUS)."""
-        return self.cluster_cpus - self.train_cpus - self.actors * self.cpus_per_actor
-
-    @property
-    def device(self) -> str:
-        return "cuda" if self.gpus_per_actor > 0 else "cpu"
-
-    def describe(self) -> str:
-        gpu = f", {self.gpus_per_actor:g} GPU" if self.gpus_per_actor else ""
-        return (
-            f"{self.actors} degradation actor(s) × {self.cpus_per_actor:g} CPU{gpu}; training {self.train_cpus:g} CPU; "
-            f"{self.free_cpus:g} of {self.cluster_cpus:g} CPUs left for read tasks"
-        )
-
-
-def plan_resources(
-    scaling: ScalingConfig, cluster: Mapping[str, float] | None = None, reserve_train: bool = True
-) -> DataPlan:
-    """Size the actor pool so that read tasks always keep READ_CPUS (no #44687 deadlock).
-
-    Args:
-        scaling: worker and actor counts and shares.
-        cluster: ``{"CPU": …, "GPU": …}`` this run may use; default ``ray.cluster_resources()``. Concurrent Tune
-            trials each build their own pool: pass each trial its share (less its driver's CPU), or they oversubscribe.
-        reserve_train: hold back ``num_workers × cpus_per_worker`` CPUs (and their GPUs) for TorchTrainer.
-
-    Raises:
-        DataPlanError: the actors cannot get MIN_ACTOR_CPUS each, or their GPU fractions do not fit.
-    """
-    cluster = dict(ray.cluster_resources() if cluster is None else cluster)
-    cpus, gpus = float(cluster.get("CPU", 0.0)), float(cluster.get("GPU", 0.0))
-    actors = scaling.degrade_actors
-    train_cpus = scaling.num_workers * scaling.cpus_per_worker if reserve_train else 0.0
-    budget = cpus - train_cpus - READ_CPUS
-    per_actor = scaling.degrade_cpus_per_actor
-    if actors * per_actor > budget:
-        per_actor = math.floor(100 * budget / actors) / 100  # an equal fractional share, rounded down
-        if per_actor < MIN_ACTOR_CPUS:
-            fits = max(0, math.floor(budget / MIN_ACTOR_CPUS))
-            raise DataPlanError(
-                f"the data plane does not fit: the cluster has {cpus:g} CPUs; training takes "
-                f"{scaling.num_workers} × {scaling.cpus_per_worker:g} = {train_cpus:g}, Ray Data read tasks keep "
-                f"{READ_CPUS:g}, which leaves {max(budget, 0):g} for {actors} degradation actor(s) (at least "
-                f"{MIN_ACTOR_CPUS:g} each). Lower scaling.degrade_actors (at most {fits} fit), scaling.num_workers "
-                f"or scaling.cpus_per_worker, or start Ray with more CPUs."
-            )
-        log.warning(
-            "%d degradation actors × %g CPU do not fit next to training and read tasks; giving each %g CPU",
-            actors,
-            scaling.degrade_cpus_per_actor,
-            per_actor,
-        )
-    gpu_share = scaling.degrade_gpu_fraction
-    if gpu_share > 0:
-        trains_on_gpu = reserve_train and (scaling.use_gpu or (scaling.use_gpu is None and gpus >= 1))
-        train_gpus = scaling.num_workers if trains_on_gpu else 0
-        if actors * gpu_share > gpus - train_gpus + 1e-9:
-            raise DataPlanError(
-                f"the degradation actors want {actors} × {gpu_share:g} GPU but the cluster has {gpus:g} GPUs, "
-                f"{train_gpus} of them for training. Lower scaling.degrade_gpu_fraction or scaling.degrade_actors, "
-                f"train on fewer GPUs (scaling.num_workers), or set scaling.degrade_gpu_fraction=0 to degrade on CPUs."
-            )
-    plan = DataPlan(actors, per_actor, gpu_share, cpus, train_cpus)
-    log.info("data plan: %s", plan.describe())
-    return plan
 
 
 def map_kwargs(plan: DataPlan) -> dict[str, Any]:
@@ -143,16 +52,6 @@ def map_kwargs(plan: DataPlan) -> dict[str, Any]:
     if plan.gpus_per_actor > 0:
         kwargs["num_gpus"] = plan.gpus_per_actor
     return kwargs
-
-
-def preflight(source: str) -> None:
-    """Fail on the driver, not in N actors, when a folder or shard location is missing or empty."""
-    if source == "corpus":
-        return
-    if is_shard_location(source):
-        list_shards(source)
-    else:
-        list_image_files(Path(source))
 
 
 def build_dataset(
@@ -173,7 +72,7 @@ def build_dataset(
     if num_tasks < 1:
         raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
     preflight(cfg.data.source if stream == "train" else cfg.data.val_source)
-    plan = plan or plan_resources(cfg.scaling)
+    plan = plan or plan_resources(cfg.scaling, ray.cluster_resources())
     batch = min(cfg.data.tasks_per_step, ROWS_PER_BLOCK)
     rows = max(batch, min(ROWS_PER_BLOCK, math.ceil(num_tasks / (2 * plan.actors))))  # ≥ 2 blocks per actor
     blocks = min(MAX_READ_BLOCKS, math.ceil(num_tasks / rows))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from blindsr import console
-from blindsr.config import Config, ConfigError, add_override_argument, build_config, parse_override
+from blindsr.config import Config, ConfigError, add_override_argument, apply_overrides, build_config, parse_override
 from blindsr.data.sources import DatasetError
 from blindsr.models.family import check_paper
 from blindsr.models.fields import ignored_message
@@ -38,7 +38,7 @@ def parser(family: str, doc: str) -> argparse.ArgumentParser:
 def config_from_args(family: str, args: argparse.Namespace) -> Config:
     cfg = build_config(f"{family}_{args.preset}", args.config, args.overrides)
     if args.name:
-        cfg.name = args.name
+        cfg = apply_overrides(cfg, {"name": args.name}, origin="--name")
     wrong = check_paper(family, cfg.model) or ignored_message(cfg.model, given_keys(args))
     if wrong:
         raise ConfigError(wrong)
@@ -69,16 +69,16 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
         return
     import torch
 
-    from blindsr.data.sources import load_source
-    from blindsr.evaluate import evaluate
+    from blindsr.evaluation import evaluate, generated_cases, named_set
     from blindsr.tracking import RegistryError, load_model, log_evaluation, registered_name, run_page
 
     protocol, store = PROTOCOLS[family], cfg.tracking.tracking_uri or ""
     uri = f"models:/{registered_name(cfg.model.name, cfg.scale)}/{outcome.model_version}"
     model = load_model(uri, store)
-    images = list(load_source(cfg.data.val_source, split="val", min_size=4 * cfg.scale))
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.scaling.use_gpu is not False else "cpu")
-    table = evaluate({uri: model}, protocol, cfg.scale, images, device, crop=256)
+    cases = generated_cases(protocol, cfg.scale, named_set(cfg.data.val_source, cfg.scale), crop=256)
+    n = len({(c.set, c.image) for c in cases})
+    table = evaluate({uri: model.to(device).eval()}, cases, cfg.scale, f"{protocol} x{cfg.scale}, {n} image(s)")
     print(table.markdown())
     metrics = table.model_metrics(protocol, uri)
     try:
@@ -95,7 +95,7 @@ def main(family: str, doc: str, argv: list[str] | None = None) -> int:
     """Parse ``argv``, train, evaluate the registered version. Returns the process exit code."""
     args = parser(family, doc).parse_args(argv)
     console.configure(args.verbose)
-    from blindsr.data.stream import DataPlanError, preflight
+    from blindsr.data.plan import DataPlanError, preflight
 
     try:
         cfg = config_from_args(family, args)

@@ -12,7 +12,6 @@ Re-running with the same ``cfg.name`` resumes the same way.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import os
@@ -30,10 +29,11 @@ from ray.train.torch import TorchTrainer
 from ray.util.annotations import RayDeprecationWarning
 
 from blindsr import console
-from blindsr.config import Config, ConfigError, to_dict
+from blindsr.config import Config, ConfigError, apply_overrides, to_dict
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.feed import TRAIN_COLUMNS
-from blindsr.data.stream import plan_resources, train_dataset
+from blindsr.data.plan import plan_resources
+from blindsr.data.stream import train_dataset
 from blindsr.tracking import close_run, experiment_name, resolve_uri
 from blindsr.train import checkpoint
 from blindsr.train.progress import ProgressFeed
@@ -42,7 +42,16 @@ from blindsr.train.worker import VAL_METRIC, train_fn_per_worker
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VAL_METRIC", "NonFiniteLossError", "TrainOutcome", "ensure_ray", "fit", "resolve_paths", "use_gpu"]
+__all__ = [
+    "VAL_METRIC",
+    "NonFiniteLossError",
+    "TrainOutcome",
+    "ensure_ray",
+    "fit",
+    "resolve_devices",
+    "resolve_paths",
+    "use_gpu",
+]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -104,18 +113,30 @@ def ensure_ray(local_cpus: int | None = None) -> None:
 
 
 def resolve_paths(cfg: Config, project_dir: str | Path | None = None) -> Config:
-    """Fill in the absolute MLflow URI and storage path the workers must use (their cwd is temporary)."""
+    """A copy of ``cfg`` with the absolute MLflow URI and storage path the workers must use (their cwd is
+    temporary); ``cfg`` itself is left as validated."""
     project = Path(project_dir or Path.cwd()).resolve()
-    cfg.tracking.tracking_uri = resolve_uri(cfg.tracking.tracking_uri, project)
-    if not cfg.train.storage_path:
-        cfg.train.storage_path = str(project / "outputs" / "ray")
-    return cfg
+    paths = {
+        "tracking.tracking_uri": resolve_uri(cfg.tracking.tracking_uri, project),
+        "train.storage_path": cfg.train.storage_path or str(project / "outputs" / "ray"),
+    }
+    return apply_overrides(cfg, paths, origin="the resolved paths")
 
 
 def use_gpu(cfg: Config) -> bool:
     if cfg.scaling.use_gpu is not None:
         return cfg.scaling.use_gpu
     return ray.cluster_resources().get("GPU", 0) >= cfg.scaling.num_workers
+
+
+def resolve_devices(cfg: Config) -> Config:
+    """A copy of ``cfg`` with ``scaling.use_gpu`` decided (null: GPUs when the cluster has one per worker)."""
+    if cfg.train.precision == "fp16" and not use_gpu(cfg):  # use_gpu=null: the cluster answered it
+        raise ConfigError(
+            "train.precision: fp16 needs CUDA, and the cluster has no GPU for each train worker "
+            "(scaling.use_gpu=null resolved to false): use bf16 or fp32"
+        )
+    return apply_overrides(cfg, {"scaling.use_gpu": use_gpu(cfg)}, origin="the resolved devices")
 
 
 def run_checkpoints(cfg: Config) -> list[Checkpoint]:
@@ -185,14 +206,8 @@ def fit(
         ray.train.TrainingFailedError: the last of ``1 + train.max_failures`` attempts failed.
     """
     ensure_ray()
-    cfg = resolve_paths(copy.deepcopy(cfg), project_dir)  # the caller's validated config stays as it was
-    cfg.scaling.use_gpu = use_gpu(cfg)
-    if cfg.train.precision == "fp16" and not cfg.scaling.use_gpu:  # use_gpu=null: the cluster answered it
-        raise ConfigError(
-            "train.precision: fp16 needs CUDA, and the cluster has no GPU for each train worker "
-            "(scaling.use_gpu=null resolved to false): use bf16 or fp32"
-        )
-    plan = plan_resources(cfg.scaling, cluster=cluster)
+    cfg = resolve_devices(resolve_paths(cfg, project_dir))  # copies: the caller's config stays as validated
+    plan = plan_resources(cfg.scaling, ray.cluster_resources() if cluster is None else cluster)
     tasks_per_step = cfg.data.tasks_per_step * cfg.scaling.num_workers
     with ProgressFeed(progress) if progress is not None else contextlib.nullcontext() as channel:
         for attempt in range(cfg.train.max_failures + 1):

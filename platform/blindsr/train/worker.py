@@ -23,6 +23,7 @@ from ray.train import Checkpoint
 from blindsr.config import Config, flatten, from_dict, save_yaml
 from blindsr.console import Event, losses_of, send
 from blindsr.data.stream import DataMeter, task_batches
+from blindsr.evaluation.validation import val_cases, validate
 from blindsr.models import Family, count_parameters, family_of
 from blindsr.tracking import Tracker, experiment_name, registered_name
 from blindsr.train import checkpoint
@@ -30,7 +31,6 @@ from blindsr.train.distributed import all_gather_cat, world_size
 from blindsr.train.runner import Cadence, Metrics, run_steps
 from blindsr.train.trainer import Trainer, build_trainer
 from blindsr.train.trainer import save as save_trainer
-from blindsr.validation import build_val_set, validate
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     assert world_size() == world, "the process group Ray Train set up is missing"
 
     tracker = Tracker(cfg.tracking.tracking_uri or "", enabled=rank == 0, retry_after=cfg.tracking.retry_every_s)
-    val_set = build_val_set(cfg) if rank == 0 else []
+    val_set = val_cases(cfg) if rank == 0 else []
     if rank == 0:
         params = {
             **flatten(cfg),
