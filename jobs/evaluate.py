@@ -4,6 +4,7 @@ for conditional models (CMDSR), an oracle-support row next to self-support.
     python jobs/evaluate.py models:/cdsr_x4@champion --protocol cdsr9 --root ~/data/benchmarks --sets Set5 Set14
     python jobs/evaluate.py outputs/ckpt/checkpoint_000100 models:/cmdsr_x4/3 --protocol cmdsr   # corpus val
     python jobs/evaluate.py models:/cdsr_x4@latest --protocol div2krk --root ~/data/DIV2KRK --log
+    python jobs/evaluate.py models:/cdsr_x4@champion --protocol cdsr9 --images ~/photos/holiday ~/data/RealSRSet
 
 Writes table.md, table.csv (and per_image.csv, sr/ on request) under --out; --log adds the metrics
 eval/<protocol>/<set>/<degradation>/psnr_y (and ssim_y, *_bicubic, *_oracle) and the files to the MLflow run
@@ -20,7 +21,17 @@ from pathlib import Path
 from blindsr.data.benchmarks import ALIASES, load_div2krk
 from blindsr.data.images import ImageReadError
 from blindsr.data.sources import DatasetError
-from blindsr.evaluation import PROTOCOLS, Case, Table, benchmark_sets, div2krk_cases, evaluate, generated_cases
+from blindsr.evaluation import (
+    LEGENDS,
+    PROTOCOLS,
+    Case,
+    Table,
+    benchmark_sets,
+    div2krk_cases,
+    evaluate,
+    generated_cases,
+    named_set,
+)
 from blindsr.infer import load, model_scale
 from blindsr.tracking import RegistryError, log_evaluation, resolve_uri, run_page, source_run
 
@@ -34,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, help="default: the first model's scale")
     p.add_argument("--root", help="folder with Set5/Set14/B100/Urban100 (DIV2KRK: its own folder); default: corpus val")
     p.add_argument("--sets", nargs="+", choices=list(ALIASES), help="default: every set found under --root")
+    p.add_argument(
+        "--images", nargs="+", metavar="DIR", help="folders of HR images, each a test set named after the folder"
+    )
     p.add_argument("--crop", type=int, default=0, help="centre-crop HR images to this side (0: whole images)")
     p.add_argument("--out", help="output folder (default outputs/eval/<protocol>_x<scale>)")
     p.add_argument("--cache", default="outputs/eval/lr_cache", help="generated-LR cache ('' to disable)")
@@ -52,10 +66,19 @@ def build_cases(args: argparse.Namespace, scale: int) -> list[Case]:
     if args.root and not Path(args.root).expanduser().is_dir():
         raise DatasetError(f"--root {args.root} does not exist or is not a folder")
     if args.protocol == "div2krk":
+        if args.images:
+            raise DatasetError("--images needs a generated protocol (cmdsr, cdsr9, bicubic): div2krk reads its own LR")
         if not args.root:
             raise DatasetError("--protocol div2krk needs --root pointing at the DIV2KRK folder")
         return div2krk_cases(load_div2krk(args.root, scale), scale, args.crop)
-    sets = benchmark_sets(args.root, args.sets, scale)
+    sets = benchmark_sets(args.root, args.sets, scale) if args.root or not args.images else {}
+    for folder in args.images or []:
+        if not Path(folder).expanduser().is_dir():
+            raise DatasetError(f"--images {folder} does not exist or is not a folder")
+        named = named_set(folder, scale)
+        if set(named) & set(sets):
+            raise DatasetError(f"--images {folder}: a test set named {next(iter(named))!r} is already evaluated")
+        sets.update(named)
     return generated_cases(args.protocol, scale, sets, args.crop, args.cache or None)
 
 
@@ -97,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = {source: source for source in args.models} if args.ray else None
         options = {"seed": args.seed, "tile": args.tile, "save_dir": save, "sources": sources, "tracking_uri": uri}
         table = evaluate(models, cases, scale, title, **options)
+        table.legend = LEGENDS.get(args.protocol, "")
     except (ValueError, RegistryError, DatasetError, ImageReadError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -55,7 +55,7 @@ def test_lr_cache_reuses_pixels_and_regenerates_on_spec_change(tmp_path, photo):
     assert np.array_equal(other[0], apply(images[0].pixels, specs["severe"]))
 
 
-def test_div2krk_reads_pairs_and_kernels(tmp_path, photo):
+def test_div2krk_reads_pairs_and_kernels(tmp_path, photo, caplog):
     hr = photo[:96, :128]
     (tmp_path / "gt_k_x4").mkdir()
     for i in (1, 2):
@@ -67,7 +67,19 @@ def test_div2krk_reads_pairs_and_kernels(tmp_path, photo):
     assert pairs[0].lr.shape == (24, 32, 3) and pairs[0].kernel.shape == (31, 31)
     _save(tmp_path / "lr_x4" / "im_3.png", hr[:20, :20])
     _save(tmp_path / "gt" / "img_3_gt.png", hr)
-    with pytest.raises(DatasetError, match="im_3.png is .* does not match"):
+    _save(tmp_path / "lr_x4" / "im_4.png", hr[:20, :24])
+    _save(tmp_path / "gt" / "img_4_gt.png", hr)
+    with caplog.at_level("WARNING", logger="blindsr.data.benchmarks"):
+        assert [p.id for p in load_div2krk(tmp_path, 4)] == ["1", "2"]  # the two mismatched pairs are skipped
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("skipping" in m and "im_3.png" in m and "img_3_gt.png" in m for m in lines) == 1
+    assert (
+        sum("skipping" in m for m in lines) == 2
+        and "DIV2KRK: skipped 2 pair(s) whose sizes do not match, kept 2" in lines
+    )
+    for i in (1, 2):
+        (tmp_path / "lr_x4" / f"im_{i}.png").unlink()
+    with pytest.raises(DatasetError, match="no usable im_<i> pair .*2 size-mismatched"):
         load_div2krk(tmp_path, 4)
     with pytest.raises(DatasetError, match="DIV2KRK folder missing: .*lr_x2"):
         load_div2krk(tmp_path, 2)

@@ -114,7 +114,7 @@ def test_div2krk_cases_and_scale_mismatch(tmp_path, photo):
         evaluate({"m": tiny("srresnet")}, cases, 4, "t")
 
 
-def test_job_end_to_end_from_the_registry(tmp_path, capsys):
+def test_job_end_to_end_from_the_registry(tmp_path, capsys, photo):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri)
     tracker.start("blindsr-test", "tiny", {"scale": 2})
@@ -135,6 +135,24 @@ def test_job_end_to_end_from_the_registry(tmp_path, capsys):
     run = mlflow.MlflowClient(uri).get_run(mlflow.MlflowClient(uri).get_model_version("tiny_x2", "1").run_id)
     assert {"eval/bicubic/corpus/bicubic/psnr_y", "eval/bicubic/corpus/mean/psnr_y_oracle"} <= set(run.data.metrics)
     assert '"bicubic",corpus,mean,' in (out / "table.csv").read_text()
+
+    for name, rows in (("holiday", slice(0, 70)), ("street", slice(60, 140))):
+        for i in range(2):
+            write_png(tmp_path / name / f"sub{i}" / f"p{i}.png", photo[rows, i * 50 : i * 50 + 90])
+    folders = [str(tmp_path / "holiday"), str(tmp_path / "street")]
+    args = ["models:/tiny_x2/1", "--protocol", "cdsr9", "--tracking-uri", uri, "--images", *folders]
+    assert job("evaluate").main([*args, "--out", str(tmp_path / "own"), "--cache", ""]) == 0
+    printed = capsys.readouterr().out
+    assert "holiday:" in printed and "street:" in printed and "corpus:" not in printed and "λ1_λ2_θ" in printed
+    csv = (tmp_path / "own" / "table.csv").read_text()
+    assert csv.count('"models:/tiny_x2/1",holiday,') == 10 and csv.count('"bicubic",street,') == 10  # 9 + mean
+    write_png(tmp_path / "again" / "holiday" / "x.png", photo[:70, :90])
+    for bad, message in (
+        ([*args, str(tmp_path / "again" / "holiday")], "a test set named 'holiday' is already evaluated"),
+        ([*args, str(tmp_path / "nope")], "nope does not exist or is not a folder"),
+        ([args[0], "--protocol", "div2krk", "--root", str(tmp_path), *args[3:]], "--images needs a generated protocol"),
+    ):
+        assert job("evaluate").main(bad) == 2 and message in capsys.readouterr().err
 
     assert job("evaluate").main(["models:/tiny_x2@champion", "--scale", "4", "--tracking-uri", uri]) == 2
     assert "upscales x2 but the protocol is evaluated at x4" in capsys.readouterr().err

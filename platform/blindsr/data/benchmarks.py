@@ -119,13 +119,14 @@ def read_mat_kernel(path: Path) -> np.ndarray:
 
 
 def load_div2krk(root: str | Path, scale: int) -> list[KernelPair]:
-    """DIV2KRK pairs for ×2 or ×4, with their ground-truth kernels."""
+    """DIV2KRK pairs for ×2 or ×4, with their ground-truth kernels. A pair whose LR is not 1/s of its mod-cropped
+    ground truth is skipped with one warning line naming both files, and the count is logged at the end."""
     root = Path(root).expanduser()
     gt_dir, lr_dir, k_dir = root / "gt", root / f"lr_x{scale}", root / f"gt_k_x{scale}"
     for d in (gt_dir, lr_dir):
         if not d.is_dir():
             raise DatasetError(f"DIV2KRK folder missing: {d} (expected gt/, lr_x{scale}/, gt_k_x{scale}/)")
-    pairs = []
+    pairs, mismatched = [], 0
     for lr_path in sorted(p for p in lr_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         m = re.fullmatch(r"im_(\d+)", lr_path.stem)
         if not m:
@@ -136,12 +137,15 @@ def load_div2krk(root: str | Path, scale: int) -> list[KernelPair]:
             raise DatasetError(f"DIV2KRK: {lr_path} has no ground truth {gt_path}")
         hr, lr = mod_crop(read_image(gt_path), scale), read_image(lr_path)
         if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
-            raise DatasetError(
-                f"DIV2KRK: {lr_path} is {lr.shape[:2]} but ×{scale} of it does not match {gt_path} {hr.shape[:2]}"
-            )
+            log.warning("DIV2KRK: skipping %s %s: ×%d does not match %s %s", lr_path, lr.shape[:2], scale, gt_path,
+                        hr.shape[:2])  # fmt: skip
+            mismatched += 1
+            continue
         k_path = k_dir / f"kernel_{i}.mat"
         kernel = read_mat_kernel(k_path) if k_path.is_file() else None
         pairs.append(KernelPair(i, hr, lr, kernel))
+    if mismatched:
+        log.warning("DIV2KRK: skipped %d pair(s) whose sizes do not match, kept %d", mismatched, len(pairs))
     if not pairs:
-        raise DatasetError(f"DIV2KRK: no im_<i> images in {lr_dir}")
+        raise DatasetError(f"DIV2KRK: no usable im_<i> pair in {lr_dir} ({mismatched} size-mismatched)")
     return pairs

@@ -6,6 +6,7 @@ module: the same scoring fanned out over Ray tasks). Only ``on_ray`` imports Ray
 """
 
 from blindsr.evaluation.cases import (
+    LEGENDS,
     PROTOCOLS,
     Case,
     benchmark_sets,
@@ -22,6 +23,7 @@ from blindsr.evaluation.table import BICUBIC, ORACLE, ImageScore, Table, slug, t
 
 __all__ = [
     "BICUBIC",
+    "LEGENDS",
     "ORACLE",
     "PROTOCOLS",
     "Case",

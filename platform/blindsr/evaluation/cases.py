@@ -29,6 +29,12 @@ from blindsr.degradations.spec import DegradationSpec
 from blindsr.models.cmdsr import SELF_SUPPORT_PATCH
 
 PROTOCOLS = (*TEST_PRESETS, "div2krk")
+LEGENDS = {  # what a protocol's column names mean, printed under its tables
+    "cdsr9": "columns λ1_λ2_θ: the anisotropic Gaussian's covariance eigenvalues (variances along its axes, HR px²) "
+    "and its rotation θ in radians (0.8 ≈ π/4), MANet's 9 test kernels",
+    "cmdsr": "columns: CMDSR Table I: simple = σ 0.2 + noise 15, middle = σ 2.6 + noise 15, severe = anisotropic "
+    "(λ 4, 1, θ −0.5) + noise 50; 7×7 kernels, bicubic down-sampling",
+}
 log = logging.getLogger(__name__)
 
 

@@ -31,6 +31,7 @@ class Table:
     cells: dict[str, dict[tuple[str, str], tuple[float, float]]] = field(default_factory=dict)
     images: list[ImageScore] = field(default_factory=list)
     outputs: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    legend: str = ""  # what the columns mean (cases.LEGENDS), printed under the title
 
     def sets(self) -> list[str]:
         return list(dict.fromkeys(s for s, _ in self.columns))
@@ -41,7 +42,7 @@ class Table:
 
     def markdown(self) -> str:
         """One Markdown table per test set: rows = models, columns = degradations + mean."""
-        out = [f"**{self.title}** (PSNR-Y dB / SSIM-Y)"]
+        out = [f"**{self.title}** (PSNR-Y dB / SSIM-Y)"] + ([f"_{self.legend}_"] if self.legend else [])
         for test_set in self.sets():
             degs = [d for s, d in self.columns if s == test_set]
             out += [

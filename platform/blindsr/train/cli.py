@@ -69,7 +69,7 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
         return
     import torch
 
-    from blindsr.evaluation import evaluate, generated_cases, named_set
+    from blindsr.evaluation import LEGENDS, evaluate, generated_cases, named_set
     from blindsr.tracking import RegistryError, load_model, log_evaluation, registered_name, run_page
 
     protocol, store = PROTOCOLS[family], cfg.tracking.tracking_uri or ""
@@ -79,6 +79,7 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
     cases = generated_cases(protocol, cfg.scale, named_set(cfg.data.val_source, cfg.scale), crop=256)
     n = len({(c.set, c.image) for c in cases})
     table = evaluate({uri: model.to(device).eval()}, cases, cfg.scale, f"{protocol} x{cfg.scale}, {n} image(s)")
+    table.legend = LEGENDS.get(protocol, "")
     print(table.markdown())
     metrics = table.model_metrics(protocol, uri)
     try:
