@@ -184,3 +184,28 @@ def test_cuda_pipeline_matches_cpu(photo):
         cpu = degrade(x, spec)
         gpu = degrade(x.cuda(), spec).cpu()
         assert (cpu.int() - gpu.int()).abs().max() <= 1
+
+
+def test_cdsr9_noise15_is_manets_noisy_test_set():
+    """MANet's LR_mode0_noise15: the 9 kernels of cdsr9, then σ 15/255 noise on [0, 1] (15 on 0–255), clamped and
+    rounded, with one fixed realisation."""
+    clean, noisy = TEST_PRESETS["cdsr9"](4), TEST_PRESETS["cdsr9_noise15"](4)
+    assert list(noisy) == list(clean)
+    assert all(noisy[k] == dataclasses.replace(clean[k], noise=15.0, seed=0) for k in clean)
+    hr = np.full((192, 192, 3), 128, np.uint8)
+    diff = apply(hr, noisy["5.0_1.0_0.8"]).astype(float) - apply(hr, clean["5.0_1.0_0.8"]).astype(float)
+    assert diff.std() == pytest.approx(15.0, rel=0.05) and abs(diff.mean()) < 0.5
+    assert np.array_equal(apply(hr, noisy["5.0_1.0_0.8"]), apply(hr, noisy["5.0_1.0_0.8"]))
+
+
+def test_clean_fraction_keeps_that_share_of_tasks_noise_free():
+    """The official CDSR/MANet training (random_batch_noise, rate_cln = 0.2) leaves a fifth of the LR clean."""
+    from blindsr.config import ConfigError, from_dict
+
+    noisy = dataclasses.replace(TRAIN_PRESETS["cdsr_train"](4), noise_range=[0.0, 15.0])
+    rng = np.random.default_rng(0)
+    mixed = [sample_spec(rng, dataclasses.replace(noisy, clean_fraction=0.2), 4).noise for _ in range(3000)]
+    assert 0.18 < np.mean([n == 0 for n in mixed]) < 0.22 and max(mixed) <= 15
+    assert all(sample_spec(rng, noisy, 4).noise > 0 for _ in range(300))  # U(0, 15) alone is never exactly 0
+    with pytest.raises(ConfigError, match="clean_fraction.*must be in \\[0, 1\\]"):
+        from_dict(DegradationConfig, {"clean_fraction": 1.5})

@@ -37,6 +37,7 @@ EXPECTED_TRIALS = {
     "cdsr_t10_blocks": 3,
     "cdsr_t11_codebook": 2,
     "cdsr_t12_pretrain": 2,
+    "cdsr_t2_noise15": 2,
 }
 
 

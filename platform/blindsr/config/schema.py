@@ -118,7 +118,8 @@ class TrainConfig:
     max_failures: int = 1  # worker-group restarts from the last checkpoint
     log_every: int = 10
     storage_path: str | None = None  # None: <project>/outputs/ray (use S3/NFS on a multi-node cluster)
-    val_protocol: Literal["auto", "cmdsr", "cdsr9", "bicubic"] = "auto"  # auto: the model family's paper
+    # auto: the model family's paper protocol
+    val_protocol: Literal["auto", "cmdsr", "cdsr9", "cdsr9_noise15", "bicubic"] = "auto"
     val_crop: int = 96  # HR side of the centre crop of each validation image (0: whole image)
     val_images: int = 3
     max_nonfinite: int = 20  # stop after this many NaN/Inf losses in a row

@@ -36,6 +36,7 @@ class DegradationConfig:
     blur_border: Literal["reflect", "replicate", "circular"] = "reflect"
     downsampler: Literal["bicubic", "sfold"] = "bicubic"
     noise_range: list[float] = field(default_factory=lambda: [0.0, 75.0])  # AWGN σ on the 0–255 scale
+    clean_fraction: float = 0.0  # the share of tasks kept noise-free (CDSR/MANet official training: 0.2)
     jpeg_prob: float = 0.0
     jpeg_quality_range: list[int] = field(default_factory=lambda: [30, 80])
 
@@ -56,7 +57,7 @@ class DegradationConfig:
             out.append(("kernel_size", f"must be >= 1, got {self.kernel_size}"))
         if self.kernel_layout == "centered" and self.kernel_size % 2 == 0:
             out.append(("kernel_size", f"a centred kernel needs an odd size, got {self.kernel_size}"))
-        for name in ("iso_prob", "jpeg_prob"):
+        for name in ("iso_prob", "jpeg_prob", "clean_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 out.append((name, f"is a probability, must be in [0, 1], got {getattr(self, name)}"))
         if self.kernel in ("iso", "mixed") and self.sigma_range[0] <= 0:

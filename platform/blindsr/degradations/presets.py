@@ -6,6 +6,7 @@ test sets are ordered ``{name: DegradationSpec}`` dicts of fixed degradations.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -137,6 +138,12 @@ def cdsr9_test(scale: int = 4) -> dict[str, DegradationSpec]:
     }
 
 
+def cdsr9_noise15_test(scale: int = 4) -> dict[str, DegradationSpec]:
+    """CDSR Table 2's noisy setting, MANet's ``LR_mode0_noise15``: the 9 kernels, then AWGN σ = 15/255 on [0, 1]
+    (15 on the 0–255 scale), clamped and rounded to uint8; the noise realisation is fixed (seed 0)."""
+    return {name: dataclasses.replace(spec, noise=15.0, seed=0) for name, spec in cdsr9_test(scale).items()}
+
+
 def bicubic_test(scale: int = 4) -> dict[str, DegradationSpec]:
     """Clean MATLAB-bicubic ×s (no blur, no noise)."""
     return {"bicubic": DegradationSpec(scale=scale, kernel="none", downsampler="bicubic")}
@@ -145,5 +152,6 @@ def bicubic_test(scale: int = 4) -> dict[str, DegradationSpec]:
 TEST_PRESETS: dict[str, Callable[[int], dict[str, DegradationSpec]]] = {
     "cmdsr": cmdsr_test,
     "cdsr9": cdsr9_test,
+    "cdsr9_noise15": cdsr9_noise15_test,
     "bicubic": bicubic_test,
 }

@@ -39,6 +39,8 @@ def sample_spec(rng: np.random.Generator, cfg: DegradationConfig, scale: int) ->
             l2 = _uniform(rng, cfg.lambda2_range)
         params.update(lambda1=l1, lambda2=l2, theta=_uniform(rng, cfg.theta_range))
     noise = _uniform(rng, cfg.noise_range) if cfg.noise_range[1] > 0 else 0.0
+    if cfg.clean_fraction > 0 and rng.random() < cfg.clean_fraction:  # drawn only when asked: streams stay as before
+        noise = 0.0
     quality = 0
     if cfg.jpeg_prob > 0 and rng.random() < cfg.jpeg_prob:
         quality = int(rng.integers(cfg.jpeg_quality_range[0], cfg.jpeg_quality_range[1] + 1))

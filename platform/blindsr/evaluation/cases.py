@@ -32,6 +32,8 @@ PROTOCOLS = (*TEST_PRESETS, "div2krk")
 LEGENDS = {  # what a protocol's column names mean, printed under its tables
     "cdsr9": "columns λ1_λ2_θ: the anisotropic Gaussian's covariance eigenvalues (variances along its axes, HR px²) "
     "and its rotation θ in radians (0.8 ≈ π/4), MANet's 9 test kernels",
+    "cdsr9_noise15": "columns λ1_λ2_θ: MANet's 9 test kernels as in cdsr9 (covariance eigenvalues, HR px², and "
+    "rotation in radians), then Gaussian noise σ 15 (of 255), clamped",
     "cmdsr": "columns: CMDSR Table I: simple = σ 0.2 + noise 15, middle = σ 2.6 + noise 15, severe = anisotropic "
     "(λ 4, 1, θ −0.5) + noise 50; 7×7 kernels, bicubic down-sampling",
 }

@@ -28,8 +28,8 @@ def protocol_for(cfg: Config) -> tuple[str, list[str] | None]:
     name = cfg.train.val_protocol
     if name == "auto":
         name = "cdsr9" if family_of(cfg.model) is Family.CONTRASTIVE else "cmdsr"
-    if name == "cdsr9":
-        names = list(TEST_PRESETS["cdsr9"](cfg.scale))
+    if name in ("cdsr9", "cdsr9_noise15"):
+        names = list(TEST_PRESETS[name](cfg.scale))
         return name, [names[0], names[4], names[8]]
     if name == "cmdsr":
         return name, ["middle", "severe"]
