@@ -151,6 +151,23 @@ def test_paper_presets_hold_paper_settings():
     assert (c.scale, c.data.tasks_per_step, c.model.support_size, c.data.patch_size, c.optim.t0) == (4, 8, 20, 48, 10)
     assert c.data.patches_per_task == 40
     assert c.degradation.kernel_size == 15 and c.degradation.noise_range == [0.0, 75.0]
+    assert (c.optim.lr, c.optim.lr_condition) == (1e-3, 1e-4)  # §IV-A; the official code uses 1e-4 for both
+    code = PRESETS["cmdsr_code"]()
+    assert (code.optim.lr, code.degradation.downsampler, code.degradation.rounding) == (1e-4, "cv2_cubic", "floor")
+    assert code.degradation.sigma_range == [0.2, 4.0] and code.degradation.noise_range == [0.0, 74.0]
+    assert to_dict(code)["data"] == to_dict(c)["data"] and to_dict(code)["model"] == to_dict(c)["model"]
+    dasr, dasr_code = PRESETS["dasr_paper"](), PRESETS["dasr_code"]()
+    assert (dasr.model.name, dasr.data.tasks_per_step, dasr.data.patches_per_task, dasr.model.moco_queue) == (
+        "dasr",
+        32,
+        2,
+        8192,
+    )
+    assert (dasr.optim.pretrain_steps, dasr.optim.lr_pretrain, dasr.train.steps) == (97_000, 1e-3, 582_000)
+    assert dasr.degradation.sigma_range == [0.2, 4.0] == dasr_code.degradation.sigma_range  # x4: the same
+    from blindsr.config.presets import dasr_code as code_at, dasr_paper as paper_at
+
+    assert paper_at(2).degradation.sigma_range == [0.2, 2.0] and code_at(2).degradation.sigma_range == [0.2, 4.0]
     d = PRESETS["cdsr_paper"]()
     assert d.degradation.kernel_size == 21 and d.degradation.downsampler == "sfold"
     assert d.data.tasks_per_step == 32 and d.model.moco_queue == 8192

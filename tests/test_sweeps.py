@@ -6,10 +6,8 @@ trial; the report puts the paper's number beside ours."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import mlflow
 import pytest
 import ray
 from ray.tune.search.variant_generator import generate_variants
@@ -125,75 +123,6 @@ def test_asha_rungs_sit_on_validation_steps():
 # ---------------------------------------------------------------------------------------------------
 # a real sweep
 # ---------------------------------------------------------------------------------------------------
-
-SWEEP = """
-title: "test sweep: t0"
-family: cmdsr
-base: {scaling.num_workers: 1}
-rows:
-  - {label: "t0 = 1", set: {optim.t0: 1}, paper: {Set5: 27.05}}
-  - label: "t0 = 2 (crashes once)"
-    set: {optim.t0: 2, train.max_failures: 0}
-    paper: {Set5: 27.10}
-evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
-"""
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_sweep_nests_trials_writes_a_table_and_resumes_without_rerunning(tmp_path, monkeypatch, capsys):
-    from blindsr.report import write_report
-    from blindsr.tune import SweepError, run_sweep
-    from faults import RaiseAt
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    space = load_space(write(tmp_path, SWEEP))
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    ray.init(address="local", num_cpus=4, include_dashboard=False)  # never a cluster another process started
-    try:
-        crash = RaiseAt(3, when={"optim.t0": 2})  # a fresh (not a resumed) run of that row crashes at step 3
-        first = run_sweep(space, "smoke", name="t0", project_dir=tmp_path, hooks=[crash])
-        assert [t["status"] for t in first.trials] == ["finished", "error"]
-        assert "injected failure at step 3" in first.trials[1]["error"]
-        failed = [line for line in capsys.readouterr().out.splitlines() if " failed: " in line]
-        assert len(failed) == 1 and "[t0 = 2 (crashes once)]" in failed[0], failed  # one console line
-        sweeps = client.get_experiment_by_name("blindsr-sweeps").experiment_id
-        crashed = client.search_runs([sweeps], "tags.`blindsr.row` = 't0 = 2 (crashes once)'")
-        assert [r.info.status for r in crashed] == ["FAILED"]  # closed by the driver, not left RUNNING
-        finished_at = client.get_run(first.trials[0]["run_id"]).info.end_time
-        with pytest.raises(SweepError, match="--resume"):
-            run_sweep(space, "smoke", name="t0", project_dir=tmp_path)
-        again = run_sweep(space, "smoke", name="t0", project_dir=tmp_path, resume=True, hooks=[crash])
-    finally:
-        ray.shutdown()
-    done, resumed = again.trials
-    assert [t["status"] for t in again.trials] == ["finished", "finished"]
-    keep = ("status", "step", "eval", "run_id")
-    assert {k: done[k] for k in keep} == {k: first.trials[0][k] for k in keep}  # kept from the first run
-    assert client.get_run(done["run_id"]).info.end_time == finished_at  # and not trained or evaluated again
-    assert resumed["step"] == 4 and [s for s, _ in resumed["history"]] == [2, 4]
-    (psnr, ssim), bicubic = done["eval"]["ours"]["corpus"], done["eval"]["bicubic"]["corpus"]  # no Set5 here
-    assert psnr > 0 and 0 < ssim <= 1 and bicubic[0] > 15  # 4 smoke steps are far from bicubic, as they should be
-
-    parents = client.search_runs([sweeps], "tags.`blindsr.run_name` = 't0'")
-    assert len(parents) == 1 and parents[0].info.run_id == again.parent_run_id == first.parent_run_id
-    children = client.search_runs([sweeps], f"tags.`mlflow.parentRunId` = '{again.parent_run_id}'")
-    assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
-    child = next(c for c in children if c.info.run_id == resumed["run_id"])
-    assert [m.step for m in client.get_metric_history(child.info.run_id, "val/psnr_y")] == [2, 4]
-    assert "eval/cmdsr/corpus/middle/psnr_y" in child.data.metrics
-    assert {"space.yaml", "results.md", "results.csv"} <= {a.path for a in client.list_artifacts(again.parent_run_id)}
-    assert "t0 = 2 (crashes once)" in (again.folder / "results.md").read_text()
-
-    files = write_report(again.folder)
-    report = files[0].read_text()
-    assert "| t0 = 1 | " in report and "27.05" in report and "corpus (ours)" in report and "Set5 (paper)" in report
-    assert "same ordering:" in report and files[2].stat().st_size > 10_000
-    assert len(json.loads((again.folder / "sweep.json").read_text())["trials"]) == 2
-    assert {"report/report.md", "report/report.png"} <= {
-        a.path for a in client.list_artifacts(again.parent_run_id, "report")
-    }
-
 
 ASHA = """
 title: "test sweep: ASHA stops a hopeless trial"

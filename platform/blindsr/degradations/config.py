@@ -34,8 +34,10 @@ class DegradationConfig:
     # "centered": odd kernel centred on the pixel; "shifted": MANet/CDSR top-left (k-s+1)² kernel
     kernel_layout: Literal["centered", "shifted"] = "centered"
     blur_border: Literal["reflect", "replicate", "circular"] = "reflect"
-    downsampler: Literal["bicubic", "sfold"] = "bicubic"
+    downsampler: Literal["bicubic", "sfold", "cv2_cubic"] = "bicubic"  # cv2_cubic: the official CMDSR training code
     noise_range: list[float] = field(default_factory=lambda: [0.0, 75.0])  # AWGN σ on the 0–255 scale
+    noise_step: float = 0.0  # > 0: levels on the grid lo:step:hi (the official CMDSR code: randint(0, 75))
+    rounding: Literal["round", "floor"] = "round"  # float LR → uint8 (the official CMDSR code floors)
     clean_fraction: float = 0.0  # the share of tasks kept noise-free (CDSR/MANet official training: 0.2)
     jpeg_prob: float = 0.0
     jpeg_quality_range: list[int] = field(default_factory=lambda: [30, 80])
@@ -62,6 +64,10 @@ class DegradationConfig:
                 out.append((name, f"is a probability, must be in [0, 1], got {getattr(self, name)}"))
         if self.kernel in ("iso", "mixed") and self.sigma_range[0] <= 0:
             out.append(("sigma_range", f"widths must be > 0, got {self.sigma_range}"))
+        if self.noise_step < 0:
+            out.append(("noise_step", f"must be >= 0 (0: continuous levels), got {self.noise_step}"))
+        if self.downsampler == "cv2_cubic" and self.blur_border == "circular":
+            out.append(("blur_border", "downsampler cv2_cubic blurs with OpenCV, which has no circular border"))
         if self.noise_range[0] < 0:
             out.append(("noise_range", f"noise levels must be >= 0, got {self.noise_range}"))
         return out

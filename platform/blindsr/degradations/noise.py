@@ -1,8 +1,9 @@
 """Additive white Gaussian noise on the 0–255 scale, then rounding and clipping to uint8 levels.
 
-The official CMDSR code floors (``astype(uint8)``); we round, as DASR/MANet do (documented deviation,
-``DESIGN.md`` §4). Noise is drawn from an explicit seed on the CPU so the same seed gives the same
-pixels whether the rest of the pipeline runs on CPU or CUDA.
+The official CMDSR code floors (``astype(uint8)``); by default we round, as DASR/MANet do (documented
+deviation, ``DESIGN.md`` §4); ``rounding="floor"`` is the CMDSR code's convention by name. Noise is drawn
+from an explicit seed on the CPU so the same seed gives the same pixels whether the rest of the pipeline
+runs on CPU or CUDA.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ def add_noise(x: torch.Tensor, level: float, seed: int) -> torch.Tensor:
     return x + gaussian_noise(tuple(x.shape), level, seed).to(device=x.device, dtype=x.dtype)
 
 
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Round to the nearest integer level and clip to [0, 255]; returns uint8."""
-    return x.round().clamp_(0, 255).to(torch.uint8)
+def quantize(x: torch.Tensor, rounding: str = "round") -> torch.Tensor:
+    """Round to the nearest integer level (or floor: clip-then-``astype(uint8)``) and clip to [0, 255]; uint8."""
+    return (x.floor() if rounding == "floor" else x.round()).clamp_(0, 255).to(torch.uint8)
 
 
 def quantize_np(x: np.ndarray) -> np.ndarray:

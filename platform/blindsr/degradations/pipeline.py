@@ -6,6 +6,7 @@ Runs batched on torch tensors (CPU or CUDA); all N images of a call share the sp
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -74,6 +75,32 @@ def blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0
     return x[..., m : m + h_out, m : m + w_out]
 
 
+CV2_BORDERS = {"reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE}
+
+
+def cv2_blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.Tensor:
+    """The official CMDSR training LR, by name (``downsampler="cv2_cubic"``): each uint8 HR image blurred by
+    OpenCV (``cv2.GaussianBlur`` for an isotropic centred kernel, as the official ``data_loader.py``; else
+    ``cv2.filter2D`` with the spec's kernel) to uint8, then ``cv2.resize(INTER_CUBIC)`` (a = −0.75, no
+    antialiasing) to uint8. (N, 3, H, W) → (N, 3, H/s − 2m/s, W/s − 2m/s) uint8 on hr's device; runs on the CPU."""
+    s, m = spec.scale, margin // spec.scale
+    border = CV2_BORDERS[spec.blur_border]
+    imgs = (hr if not hr.is_floating_point() else hr.round().clamp(0, 255)).to("cpu", torch.uint8)
+    out = []
+    for img in imgs.permute(0, 2, 3, 1).numpy():
+        img = np.ascontiguousarray(img)
+        if spec.kernel == "iso" and spec.kernel_layout == "centered":
+            k = spec.kernel_size
+            blurred = cv2.GaussianBlur(img, (k, k), spec.sigma, borderType=border)
+        elif spec.kernel != "none":
+            blurred = cv2.filter2D(img, -1, spec.kernel_array().astype(np.float32), borderType=border)
+        else:
+            blurred = img
+        lr = cv2.resize(blurred, (img.shape[1] // s, img.shape[0] // s), interpolation=cv2.INTER_CUBIC)
+        out.append(lr[m : lr.shape[0] - m, m : lr.shape[1] - m])
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(hr.device)
+
+
 def degrade(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.Tensor:
     """Degrade a batch of HR images that share one degradation.
 
@@ -93,10 +120,12 @@ def degrade(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.T
         raise ValueError(f"HR size {tuple(hr.shape[-2:])} is not divisible by the scale {s}; mod-crop first")
     if margin % s:
         raise ValueError(f"margin {margin} must be a multiple of the scale {s}")
-    x = hr.float() if not hr.is_floating_point() else hr
-    x = blur_and_downsample(x, spec, margin)
+    if spec.downsampler == "cv2_cubic":
+        x = cv2_blur_and_downsample(hr, spec, margin).float()
+    else:
+        x = blur_and_downsample(hr.float() if not hr.is_floating_point() else hr, spec, margin)
     x = add_noise(x, spec.noise, spec.seed)
-    lr = quantize(x)
+    lr = quantize(x, spec.rounding)
     if spec.jpeg_quality:
         lr = jpeg(lr, spec.jpeg_quality)
     return lr

@@ -30,6 +30,20 @@ def cmdsr_train(scale: int = 4) -> DegradationConfig:
     )
 
 
+def cmdsr_code_train(scale: int = 4) -> DegradationConfig:
+    """The official CMDSR training code (``data_loader.py``), by name: σ ∈ {0.2, 0.3, …, 4.0} at every scale
+    (``range_blur_sigma=3.8``), the uint8 crop blurred by ``cv2.GaussianBlur`` 15×15 and down-scaled by
+    ``cv2.resize(INTER_CUBIC)`` (no antialiasing), integer noise levels ``randint(0, 75)``, floored to uint8."""
+    return dataclasses.replace(
+        cmdsr_train(scale),
+        sigma_range=[0.2, 4.0],
+        downsampler="cv2_cubic",
+        noise_range=[0.0, 74.0],
+        noise_step=1.0,
+        rounding="floor",
+    )
+
+
 def cdsr_train(scale: int = 4, noise: float = 0.0) -> DegradationConfig:
     """CDSR/MANet: 21×21 anisotropic (variances) λ1 ~ U(0.175s, 2.5s), λ2 ~ U(0.175s, λ1), θ ~ U(0, π),
     shifted kernel, replicate border, s-fold subsampling; optional AWGN U(0, ``noise``)."""
@@ -62,6 +76,11 @@ def dasr_iso(scale: int = 4) -> DegradationConfig:
     )
 
 
+def dasr_iso_code(scale: int = 4) -> DegradationConfig:
+    """The official DASR code's isotropic setting (``option.py``/``main.sh``: ``sig_max=4.0`` at every scale)."""
+    return dataclasses.replace(dasr_iso(scale), sigma_range=[0.2, 4.0])
+
+
 def dasr_aniso(scale: int = 4) -> DegradationConfig:
     """DASR anisotropic: 21×21, λ1, λ2 ~ U(0.2, 4) as std devs (independent), θ ~ U(0, π), noise U(0, 25)."""
     return DegradationConfig(
@@ -80,8 +99,10 @@ def dasr_aniso(scale: int = 4) -> DegradationConfig:
 
 TRAIN_PRESETS: dict[str, Callable[[int], DegradationConfig]] = {
     "cmdsr_train": cmdsr_train,
+    "cmdsr_code_train": cmdsr_code_train,
     "cdsr_train": cdsr_train,
     "dasr_iso": dasr_iso,
+    "dasr_iso_code": dasr_iso_code,
     "dasr_aniso": dasr_aniso,
 }
 

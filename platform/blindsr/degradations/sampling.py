@@ -38,7 +38,12 @@ def sample_spec(rng: np.random.Generator, cfg: DegradationConfig, scale: int) ->
         else:
             l2 = _uniform(rng, cfg.lambda2_range)
         params.update(lambda1=l1, lambda2=l2, theta=_uniform(rng, cfg.theta_range))
-    noise = _uniform(rng, cfg.noise_range) if cfg.noise_range[1] > 0 else 0.0
+    if cfg.noise_range[1] <= 0:
+        noise = 0.0
+    elif cfg.noise_step > 0:
+        noise = float(rng.choice(sigma_grid(*cfg.noise_range, cfg.noise_step)))
+    else:
+        noise = _uniform(rng, cfg.noise_range)
     if cfg.clean_fraction > 0 and rng.random() < cfg.clean_fraction:  # drawn only when asked: streams stay as before
         noise = 0.0
     quality = 0
@@ -52,6 +57,7 @@ def sample_spec(rng: np.random.Generator, cfg: DegradationConfig, scale: int) ->
         kernel_layout=cfg.kernel_layout,
         blur_border=cfg.blur_border,
         downsampler=cfg.downsampler,
+        rounding=cfg.rounding,
         noise=noise,
         jpeg_quality=quality,
         seed=int(rng.integers(0, 2**31 - 1)),

@@ -28,10 +28,13 @@ class DegradationSpec:
     convention: Literal["eig_var", "sigma_std"] = "eig_var"
     kernel_layout: Literal["centered", "shifted"] = "centered"
     blur_border: Literal["reflect", "replicate", "circular"] = "reflect"
-    downsampler: Literal["bicubic", "sfold"] = "bicubic"
+    # bicubic: MATLAB imresize (antialiased); sfold: x[::s, ::s]; cv2_cubic: the official CMDSR training code's
+    # uint8 OpenCV blur then cv2.resize(INTER_CUBIC), no antialiasing
+    downsampler: Literal["bicubic", "sfold", "cv2_cubic"] = "bicubic"
     noise: float = 0.0  # AWGN std on the 0–255 scale
     jpeg_quality: int = 0  # 0: no JPEG
     seed: int = 0  # noise realisation
+    rounding: Literal["round", "floor"] = "round"  # float LR → uint8 levels (the official CMDSR code floors)
 
     def __post_init__(self) -> None:
         if self.scale < 1:
@@ -42,6 +45,8 @@ class DegradationSpec:
             raise ValueError(f"anisotropic kernel needs λ1, λ2 > 0, got {self.lambda1}, {self.lambda2}")
         if self.kernel_layout == "centered" and self.kernel != "none" and self.kernel_size % 2 == 0:
             raise ValueError(f"a centred kernel needs an odd size, got {self.kernel_size}")
+        if self.downsampler == "cv2_cubic" and self.blur_border == "circular":
+            raise ValueError("downsampler cv2_cubic blurs with OpenCV, which has no circular border")
         if self.noise < 0:
             raise ValueError(f"noise level must be ≥ 0, got {self.noise}")
         if not (self.jpeg_quality == 0 or 1 <= self.jpeg_quality <= 100):
@@ -75,7 +80,7 @@ class DegradationSpec:
     def context(self) -> int:
         """HR margin (a multiple of the scale) that makes a crop's degradation equal the full image's."""
         half_kernel = self.kernel_size // 2 if self.kernel != "none" else 0
-        resampler = 2 * self.scale if self.downsampler == "bicubic" else 0  # cubic support · s
+        resampler = 2 * self.scale if self.downsampler != "sfold" else 0  # cubic support · s
         return math.ceil((half_kernel + resampler) / self.scale) * self.scale
 
     # ---- (de)serialisation --------------------------------------------------------------------
@@ -104,7 +109,7 @@ class DegradationSpec:
             blur = f"aniso lambda=({self.lambda1:.2f},{self.lambda2:.2f}) {unit} theta={self.theta:.2f}"
         else:
             blur = "no blur"
-        parts = [blur, f"x{self.scale} {self.downsampler}"]
+        parts = [blur, f"x{self.scale} {self.downsampler}"] + (["floor"] if self.rounding == "floor" else [])
         if self.noise > 0:
             parts.append(f"noise {self.noise:.1f}")
         if self.jpeg_quality:

@@ -21,13 +21,28 @@ from blindsr.models.fields import ignored_message
 if TYPE_CHECKING:
     from blindsr.train.launch import TrainOutcome
 
-PRESET_KINDS = ("paper", "demo", "smoke")
+# the --preset choices of each job: <family>_<kind>, except DASR's own presets in the CDSR job (its baseline)
+PRESET_KINDS = {
+    "cmdsr": ("paper", "code", "demo", "smoke"),
+    "cdsr": ("paper", "demo", "smoke", "dasr_paper", "dasr_code"),
+}
+
+
+def preset_name(family: str, kind: str) -> str:
+    return kind if kind.startswith("dasr_") else f"{family}_{kind}"
+
+
 PROTOCOLS = {"cmdsr": "cmdsr", "cdsr": "cdsr9"}  # the evaluation protocol of each family's paper
 
 
 def parser(family: str, doc: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="demo", choices=PRESET_KINDS, help=f"starting point: {family}_<preset>")
+    p.add_argument(
+        "--preset",
+        default="demo",
+        choices=PRESET_KINDS[family],
+        help=f"starting point: {family}_<preset> (paper: the paper's text; code: the official code's settings)",
+    )
     p.add_argument("--config", help="YAML file of overrides on top of the preset")
     add_override_argument(p, "dotted override, e.g. --set optim.lr=2e-4 (repeatable)")
     p.add_argument("--name", help="run name: checkpoints, MLflow run; the same name resumes")
@@ -36,7 +51,7 @@ def parser(family: str, doc: str) -> argparse.ArgumentParser:
 
 
 def config_from_args(family: str, args: argparse.Namespace) -> Config:
-    cfg = build_config(f"{family}_{args.preset}", args.config, args.overrides)
+    cfg = build_config(preset_name(family, args.preset), args.config, args.overrides)
     if args.name:
         cfg = apply_overrides(cfg, {"name": args.name}, origin="--name")
     wrong = check_paper(family, cfg.model) or ignored_message(cfg.model, given_keys(args))
