@@ -165,7 +165,8 @@ def test_paper_presets_hold_paper_settings():
     )
     assert (dasr.optim.pretrain_steps, dasr.optim.lr_pretrain, dasr.train.steps) == (97_000, 1e-3, 582_000)
     assert dasr.degradation.sigma_range == [0.2, 4.0] == dasr_code.degradation.sigma_range  # x4: the same
-    from blindsr.config.presets import dasr_code as code_at, dasr_paper as paper_at
+    from blindsr.config.presets import dasr_code as code_at
+    from blindsr.config.presets import dasr_paper as paper_at
 
     assert paper_at(2).degradation.sigma_range == [0.2, 2.0] and code_at(2).degradation.sigma_range == [0.2, 4.0]
     d = PRESETS["cdsr_paper"]()
