@@ -1,5 +1,5 @@
-"""Import an official CMDSR or DASR checkpoint (the papers' own code's .pt/.pth state dict) as a blindsr checkpoint
-folder, and optionally register it, so published weights are evaluated with the platform's protocols.
+"""Import an official CMDSR, DASR or CDSR checkpoint (the papers' own code's .pt/.pth state dict) as a blindsr
+checkpoint folder, and optionally register it, so published weights are evaluated with the platform's protocols.
 
     python jobs/import_checkpoint.py CMDSR_x4.pt outputs/imported/cmdsr_x4 --register cmdsr_x4 --alias official
     python jobs/import_checkpoint.py DASR/experiment/blindsr_x4_bicubic_iso/model/model_600.pt \\
@@ -8,8 +8,9 @@ folder, and optionally register it, so published weights are evaluated with the 
 
 The layout (which code wrote it) and the architecture (scale, width, depth, support size) are read from the keys
 and shapes; the key translation is written down in blindsr/models/official.py. The file is read with
-weights_only=True: nothing in it runs. The folder holds config.yaml (the family's ``code`` preset with the
-imported model) and model.safetensors, and loads like any checkpoint (jobs/evaluate.py, jobs/upscale.py, export).
+weights_only=True: nothing in it runs. The folder holds config.yaml (the family's ``code`` preset, CDSR's
+``paper``, with the imported model) and model.safetensors, and loads like any checkpoint (jobs/evaluate.py,
+jobs/upscale.py, export).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from blindsr.models.official import OPTIONAL, OfficialCheckpointError, convert
 from blindsr.tracking import RegistryError, Tracker, resolve_uri, set_alias
 from blindsr.train import checkpoint
 
-PRESET_OF = {"cmdsr": "cmdsr_code", "dasr": "dasr_code"}
+PRESET_OF = {"cmdsr": "cmdsr_code", "dasr": "dasr_code", "cdsr": "cdsr_paper"}
 WRAPPERS = ("state_dict", "model", "params_ema", "params")  # how training scripts nest a state dict
 
 

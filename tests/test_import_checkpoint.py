@@ -86,6 +86,43 @@ def test_official_dasr_registers_as_official_and_equals_the_official_network(tmp
     assert "| models:/dasr_x2@official |" in (out / "table.md").read_text()
 
 
+def test_official_cdsr_layout_is_the_papers_model_and_imports_whole(tmp_path, photo, capsys):
+    """CDSR has no licence, so no official code here: models/official.py writes its state-dict layout down from
+    reading it. That table holds the spec's measured totals (×4, 10 blocks: query encoder 2,934,592, one
+    RRDB-SFT block 998,915, encoder + generator 13,253,330), and a state dict built from it imports into
+    blindsr's CDSR with every key used, at ×2 and ×4, the encoder reading [0, 1] like the official."""
+    from blindsr.models.official import cdsr_layout
+
+    buffers = ("running_mean", "running_var", "num_batches_tracked", "queue", "queue_ptr")
+    paper = {k: v for k, v in cdsr_layout(4).items() if not k.startswith("E.encoder_k") and not k.endswith(buffers)}
+    count = {k: int(np.prod(v)) for k, v in paper.items()}
+    assert sum(count.values()) == 13_253_330
+    assert sum(n for k, n in count.items() if k.startswith("E.encoder_q")) == 2_934_592
+    assert sum(n for k, n in count.items() if k.startswith("G.RRDB_trunk.3.")) == 998_915
+    for scale in (2, 4):
+        gen = torch.Generator().manual_seed(scale)
+        state = {
+            k: torch.zeros(s, dtype=torch.long) if k.endswith(("num_batches_tracked", "queue_ptr"))
+            else 0.5 + torch.rand(s, generator=gen) if k.endswith("running_var")
+            else 0.1 * torch.randn(s, generator=gen)
+            for k, s in cdsr_layout(scale, n_blocks=2, codebook=32).items()
+        }  # fmt: skip
+        torch.save(state, tmp_path / f"cdsr_x{scale}.pth")
+        out = tmp_path / f"ckpt{scale}"
+        assert job("import_checkpoint").main([str(tmp_path / f"cdsr_x{scale}.pth"), str(out)]) == 0
+        assert f"imported official cdsr x{scale}" in capsys.readouterr().out
+        ours = load(str(out), device="cpu")
+        assert ours.encoder.encoder_q.input_scale == 1.0
+        mine = ours.state_dict()
+        assert torch.equal(mine["generator.trunk.1.rdbs.2.convs.4.weight"], state["G.RRDB_trunk.1.RDB3.conv5.weight"])
+        assert torch.equal(
+            mine["encoder.encoder_k.features.patch.0.1.running_var"], state["E.encoder_k.pconv1.bn1.running_var"]
+        )
+        lr = torch.from_numpy(np.ascontiguousarray(photo[:24, :36])).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            assert ours(lr).shape == (1, 3, 24 * scale, 36 * scale)
+
+
 def test_files_that_are_not_official_checkpoints_are_refused_by_name(tmp_path, capsys):
     def run(obj: object, name: str) -> str:
         path = Path(tmp_path, name)
@@ -94,7 +131,7 @@ def test_files_that_are_not_official_checkpoints_are_refused_by_name(tmp_path, c
         assert job("import_checkpoint").main([str(path), str(tmp_path / "out" / name)]) == 2
         return capsys.readouterr().err
 
-    assert "not an official CMDSR or DASR state dict" in run({"conv.weight": torch.zeros(1)}, "other.pt")
+    assert "not an official CMDSR, DASR or CDSR state dict" in run({"conv.weight": torch.zeros(1)}, "other.pt")
     extra = {**official_cmdsr(2).state_dict(), "sr_net.extra.weight": torch.zeros(1)}
     assert "official key 'sr_net.extra.weight' has no counterpart" in run(extra, "extra.pt")
     assert "holds no state dict of tensors" in run([1, 2, 3], "list.pt")

@@ -1,8 +1,10 @@
 """Degradation encoders: CDSR's LPE + CSC (Zhou et al., ACM MM 2022) and DASR's six-conv encoder.
 
 An :class:`Encoder` maps an LR image (B, 3, h, w) in [0, 1] to ``(embedding, projection)``, both (B, 256):
-the embedding conditions the SR network, the projection head's output feeds MoCo. Both encoders read
-the image on the 0–255 scale (x·255) and have no mean shift; BatchNorm handles the scale.
+the embedding conditions the SR network, the projection head's output feeds MoCo. Each reads the image on its
+official code's scale (``input_scale``): CDSR's in [0, 1] (its ``BlindSR.forward`` divides by 255 first), DASR's
+on 0–255; neither has a mean shift. From scratch the scale is immaterial (BatchNorm absorbs it); it matters for
+the running statistics of imported official checkpoints.
 
 Structure (``spec/cdsr.md`` (b), ``spec/cmdsr_dasr_basicsr.md`` §2.1), "block" = Conv (bias) → BN → LReLU(0.1):
 
@@ -41,7 +43,7 @@ def block(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: i
 
 
 class PixelBranch(nn.Sequential):
-    """LPE pixel-wise subnet El: (B, 3, h, w) on 0–255 → (B, 256, ⌈h/2⌉, ⌈w/2⌉); moderate receptive field."""
+    """LPE pixel-wise subnet El: (B, 3, h, w) → (B, 256, ⌈h/2⌉, ⌈w/2⌉); moderate receptive field."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -55,7 +57,7 @@ class PixelBranch(nn.Sequential):
 
 
 class PatchBranch(nn.Sequential):
-    """LPE patch-wise subnet Ep: (B, 3, h, w) on 0–255 → (B, 256, ⌊h/12⌋, ⌊w/12⌋)."""
+    """LPE patch-wise subnet Ep: (B, 3, h, w) → (B, 256, ⌊h/12⌋, ⌊w/12⌋)."""
 
     def __init__(self) -> None:
         super().__init__(block(3, 64, PATCH, PATCH, 0), block(64, 64, 3), block(64, 128, 3), block(128, 256, 3))
@@ -71,7 +73,7 @@ class PatchBranch(nn.Sequential):
 
 
 class DASRFeatures(nn.Sequential):
-    """DASR's degradation encoder convs: (B, 3, h, w) on 0–255 → (B, 256, ⌈h/4⌉, ⌈w/4⌉)."""
+    """DASR's degradation encoder convs: (B, 3, h, w) → (B, 256, ⌈h/4⌉, ⌈w/4⌉)."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -101,7 +103,7 @@ class LPE(nn.Module):
         self.fusion = mlp(DIM * (use_pixel_branch + use_patch_branch))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, h, w) on 0–255 → f (B, 256)."""
+        """x: (B, 3, h, w) → f (B, 256)."""
         pooled = [branch(x).mean(dim=(2, 3)) for branch in (self.pixel, self.patch) if branch is not None]
         return self.fusion(torch.cat(pooled, dim=1))
 
@@ -124,8 +126,8 @@ class CodebookAttention(nn.Module):
 class Encoder(nn.Module):
     """Feature extractor (LPE or DASR's) → optional CSC → embedding; projection head → MoCo projection.
 
-    ``Encoder("lpe")`` is CDSR's encoder (2,934,592 parameters); ``Encoder("dasr", use_codebook=False)`` is
-    DASR's (1,278,784).
+    ``Encoder("lpe")`` is CDSR's encoder (2,934,592 parameters); ``Encoder("dasr", use_codebook=False,
+    input_scale=255.0)`` is DASR's (1,278,784).
     """
 
     def __init__(
@@ -135,8 +137,10 @@ class Encoder(nn.Module):
         use_patch_branch: bool = True,
         use_codebook: bool = True,
         codebook_size: int = 1024,
+        input_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        self.input_scale = input_scale
         if kind == "lpe":
             self.features: nn.Module = LPE(use_pixel_branch, use_patch_branch)
         elif kind == "dasr":
@@ -148,5 +152,5 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, 3, h, w) in [0, 1] → (embedding (B, 256), projection (B, 256), not normalised)."""
-        embedding = self.csc(self.features(x * 255.0))
+        embedding = self.csc(self.features(x * self.input_scale if self.input_scale != 1.0 else x))
         return embedding, self.head(embedding)

@@ -77,7 +77,7 @@ class DASR(MoCoSR):
         moco_temperature: float = 0.07,
     ) -> None:
         super().__init__(
-            Encoder("dasr", use_codebook=False),
+            Encoder("dasr", use_codebook=False, input_scale=255.0),
             DASRGenerator(scale, n_feats, n_groups, n_blocks),
             moco_queue,
             moco_momentum,

@@ -20,6 +20,16 @@ a checkpoint of another architecture is refused rather than half-loaded.
   ``E.queue``, ``E.queue_ptr``. Dropped: ``G.sub_mean``/``G.add_mean`` (frozen DIV2K mean shifts, a buffer here;
   checked equal). The released ``model_600.pt`` files leave out ``E.encoder_k`` and the queue: the key
   encoder then starts as a copy of the query encoder (MoCo's own initialisation) and the queue stays random.
+* **CDSR** (ZhouYiiFeng/CDSR ``model/CDSR.py``; no licence: read, nothing copied; :func:`cdsr_layout` writes
+  its keys and shapes down). ``G.compress.{j}``, ``G.conv_first``, ``G.trunk_conv`` keep their names under
+  ``generator.``; ``G.RRDB_trunk.{b}.SFT.fc.{j}`` → ``generator.trunk.{b}.sft.{j}``; ``….SFT.dab.{da_conv1,
+  da_conv2}.sf_attn.{query,key,value}_conv`` / ``.gamma`` → ``generator.trunk.{b}.fuse.{…}.attention.{query,key,
+  value}`` / ``.gamma``; ``….dab.{…}.{kernel.j,conv,ca.conv_du.j}`` → ``….fuse.{…}.{kernel.j,conv,ca.j}``;
+  ``….dab.conv{1,2}`` → ``….fuse.conv{1,2}``; ``….RDB{r}.conv{c}`` → ``….rdbs.{r−1}.convs.{c−1}``;
+  ``G.upsampler.0`` → ``generator.upsample.0``; ``E.encoder_{q,k}.conv{i}`` / ``pconv{i}`` (``.conv1``, ``.bn1``)
+  → ``encoder.encoder_{q,k}.features.pixel.{i−1}`` / ``features.patch.{i−1}`` (``.0``, ``.1``); ``mlp1`` →
+  ``features.fusion``; ``feature_bank`` → ``csc.codebook``; ``fc_q``, ``fc_k`` → ``csc.fc_q``, ``csc.fc_k``;
+  ``mlp`` → ``head``; ``E.queue``, ``E.queue_ptr``. Both encoders read [0, 1] (``BlindSR`` divides by 255).
 """
 
 from __future__ import annotations
@@ -75,6 +85,100 @@ DASR_DROPPED = r"G\.(sub_mean|add_mean)\.(weight|bias)"
 OPTIONAL = {"encoder.queue", "encoder.queue_ptr"}  # absent from released checkpoints: the model's own (random) queue
 
 
+def _cdsr_rdb(m: re.Match[str]) -> str:
+    block, rdb, conv, field = m.groups()
+    return f"generator.trunk.{block}.rdbs.{int(rdb) - 1}.convs.{int(conv) - 1}.{field}"
+
+
+def _cdsr_encoder(m: re.Match[str]) -> str:
+    which, patch, index, part, field = m.groups()
+    branch = "patch" if patch else "pixel"
+    return f"encoder.encoder_{which}.features.{branch}.{int(index) - 1}.{0 if part == 'conv1' else 1}.{field}"
+
+
+_DAB = r"G\.RRDB_trunk\.(\d+)\.SFT\.dab\."
+CDSR_RULES: list[tuple[str, str | Callable[[re.Match[str]], str]]] = [
+    (r"G\.(compress\.\d+|conv_first|trunk_conv)\.(weight|bias)", r"generator.\1.\2"),
+    (r"G\.RRDB_trunk\.(\d+)\.SFT\.fc\.(\d)\.(weight|bias)", r"generator.trunk.\1.sft.\2.\3"),
+    (
+        _DAB + r"(da_conv[12])\.sf_attn\.(query|key|value)_conv\.(weight|bias)",
+        r"generator.trunk.\1.fuse.\2.attention.\3.\4",
+    ),
+    (_DAB + r"(da_conv[12])\.sf_attn\.gamma", r"generator.trunk.\1.fuse.\2.attention.gamma"),
+    (_DAB + r"(da_conv[12])\.ca\.conv_du\.(\d)\.weight", r"generator.trunk.\1.fuse.\2.ca.\3.weight"),
+    (_DAB + r"(da_conv[12]\.(?:kernel\.\d|conv)\.(?:weight|bias))", r"generator.trunk.\1.fuse.\2"),
+    (_DAB + r"(conv[12])\.(weight|bias)", r"generator.trunk.\1.fuse.\2.\3"),
+    (r"G\.RRDB_trunk\.(\d+)\.RDB([123])\.conv([1-5])\.(weight|bias)", _cdsr_rdb),
+    (r"G\.upsampler\.0\.(weight|bias)", r"generator.upsample.0.\1"),
+    (
+        r"E\.encoder_([qk])\.(p?)conv(\d)\.(conv1|bn1)\.(weight|bias|running_mean|running_var|num_batches_tracked)",
+        _cdsr_encoder,
+    ),
+    (r"E\.encoder_([qk])\.mlp1\.(\d)\.(weight|bias)", r"encoder.encoder_\1.features.fusion.\2.\3"),
+    (r"E\.encoder_([qk])\.feature_bank\.weight", r"encoder.encoder_\1.csc.codebook.weight"),
+    (r"E\.encoder_([qk])\.(fc_q|fc_k)\.(weight|bias)", r"encoder.encoder_\1.csc.\2.\3"),
+    (r"E\.encoder_([qk])\.mlp\.(\d)\.(weight|bias)", r"encoder.encoder_\1.head.\2.\3"),
+    (r"E\.(queue|queue_ptr)", r"encoder.\1"),
+]
+
+
+def cdsr_layout(scale: int = 4, n_blocks: int = 10, codebook: int = 1024) -> dict[str, tuple[int, ...]]:
+    """The official CDSR ``BlindSR.state_dict()`` written down from its code: key → shape (query and key encoder,
+    queue included). nf 64, gc 32, embedding 256, MoCo K 8192."""
+    out: dict[str, tuple[int, ...]] = {}
+
+    def layer(prefix: str, shape: tuple[int, ...], bias: bool = True) -> None:
+        out[f"{prefix}.weight"] = shape
+        if bias:
+            out[f"{prefix}.bias"] = (shape[0],)
+
+    for j in range(4):
+        layer(f"G.compress.{2 * j}", (256, 256))
+        out[f"G.compress.{2 * j + 1}.weight"] = (1,)  # PReLU, one slope
+    layer("G.conv_first", (64, 3, 3, 3))
+    for b in range(n_blocks):
+        t = f"G.RRDB_trunk.{b}"
+        layer(f"{t}.SFT.fc.0", (256, 256))
+        out[f"{t}.SFT.fc.1.weight"] = (1,)
+        layer(f"{t}.SFT.fc.2", (64, 256))
+        for slot in ("da_conv1", "da_conv2"):
+            d = f"{t}.SFT.dab.{slot}"
+            for name in ("query_conv", "key_conv", "value_conv"):
+                layer(f"{d}.sf_attn.{name}", (64, 64))
+            out[f"{d}.sf_attn.gamma"] = (1,)
+            layer(f"{d}.kernel.0", (64, 64), bias=False)
+            layer(f"{d}.kernel.2", (576, 64), bias=False)
+            layer(f"{d}.conv", (64, 64, 1, 1))
+            layer(f"{d}.ca.conv_du.0", (32, 64, 1, 1), bias=False)  # reduction 2
+            layer(f"{d}.ca.conv_du.2", (64, 32, 1, 1), bias=False)
+        layer(f"{t}.SFT.dab.conv1", (64, 64, 3, 3))
+        layer(f"{t}.SFT.dab.conv2", (64, 64, 3, 3))
+        for r in (1, 2, 3):
+            for c in range(1, 6):
+                layer(f"{t}.RDB{r}.conv{c}", (64 if c == 5 else 32, 64 + 32 * (c - 1), 3, 3))
+    layer("G.trunk_conv", (64, 64, 3, 3))
+    layer("G.upsampler.0", (3 * scale * scale, 64, 3, 3))
+    pixel = [(3, 64, 7), (64, 64, 1), (64, 128, 3), (128, 128, 1), (128, 256, 7), (256, 256, 1)]
+    patch = [(3, 64, 12), (64, 64, 3), (64, 128, 3), (128, 256, 3)]
+    for which in ("q", "k"):
+        e = f"E.encoder_{which}"
+        for prefix, convs in (("conv", pixel), ("pconv", patch)):
+            for i, (cin, cout, k) in enumerate(convs, start=1):
+                layer(f"{e}.{prefix}{i}.conv1", (cout, cin, k, k))
+                layer(f"{e}.{prefix}{i}.bn1", (cout,))
+                out[f"{e}.{prefix}{i}.bn1.running_mean"] = out[f"{e}.{prefix}{i}.bn1.running_var"] = (cout,)
+                out[f"{e}.{prefix}{i}.bn1.num_batches_tracked"] = ()
+        layer(f"{e}.mlp1.0", (256, 512))
+        layer(f"{e}.mlp1.2", (256, 256))
+        out[f"{e}.feature_bank.weight"] = (codebook, 256)
+        layer(f"{e}.fc_q", (256, 256))
+        layer(f"{e}.fc_k", (256, 256))
+        layer(f"{e}.mlp.0", (256, 256))
+        layer(f"{e}.mlp.2", (256, 256))
+    out["E.queue"], out["E.queue_ptr"] = (256, 8192), (1,)
+    return out
+
+
 class OfficialCheckpointError(ValueError):
     """A state dict that is not one of the known official layouts, or does not match its architecture."""
 
@@ -91,11 +195,14 @@ def detect(state: dict[str, torch.Tensor]) -> str:
     keys = set(state)
     if any(k.startswith("sr_net.input_conv.") for k in keys):
         return "cmdsr"
+    if any(k.startswith("G.RRDB_trunk.") for k in keys):
+        return "cdsr"
     if any(k.startswith("G.head.0.") for k in keys) and any(k.startswith("E.encoder_q.") for k in keys):
         return "dasr"
     sample = ", ".join(sorted(keys)[:5])
     raise OfficialCheckpointError(
-        f"not an official CMDSR or DASR state dict (keys like sr_net.input_conv.* or G.head.0.* + E.encoder_q.* "
+        f"not an official CMDSR, DASR or CDSR state dict (keys like sr_net.input_conv.*, G.head.0.* + E.encoder_q.* "
+        f"or G.RRDB_trunk.* "
         f"expected; found {len(keys)} keys: {sample}, …)"
     )
 
@@ -143,15 +250,29 @@ def convert_dasr(state: dict[str, torch.Tensor]) -> tuple[ModelConfig, int, dict
         if not torch.allclose(shift, torch.tensor(DIV2K_MEAN, dtype=torch.float64), atol=1e-4):
             raise OfficialCheckpointError(f"G.sub_mean holds the mean {shift.tolist()}, not DIV2K's {DIV2K_MEAN}")
     ours = _translate(state, DASR_RULES, DASR_DROPPED)
-    if not any(k.startswith("encoder.encoder_k.") for k in ours):
-        for k in [k for k in ours if k.startswith("encoder.encoder_q.")]:
-            ours[k.replace("encoder_q", "encoder_k", 1)] = ours[k].clone()
+    _copy_key_encoder(ours)
     ups = [ours[k] for k in sorted(ours) if k.startswith("generator.up.") and k.endswith(".weight")]
     n_feats = ours["generator.head.weight"].shape[0]
     return ModelConfig(name="dasr"), _scale_of(ups, n_feats), ours
 
 
-CONVERTERS = {"cmdsr": convert_cmdsr, "dasr": convert_dasr}
+def _copy_key_encoder(ours: dict[str, torch.Tensor]) -> None:
+    if not any(k.startswith("encoder.encoder_k.") for k in ours):
+        for k in [k for k in ours if k.startswith("encoder.encoder_q.")]:
+            ours[k.replace("encoder_q", "encoder_k", 1)] = ours[k].clone()
+
+
+def convert_cdsr(state: dict[str, torch.Tensor]) -> tuple[ModelConfig, int, dict[str, torch.Tensor]]:
+    """An official CDSR ``BlindSR.state_dict()`` → (model config, scale, blindsr state dict)."""
+    ours = _translate(state, CDSR_RULES, None)
+    _copy_key_encoder(ours)
+    n_blocks = len({k.split(".")[2] for k in ours if k.startswith("generator.trunk.")})
+    codebook = ours["encoder.encoder_q.csc.codebook.weight"].shape[0]
+    scale = round((ours["generator.upsample.0.weight"].shape[0] / 3) ** 0.5)
+    return ModelConfig(name="cdsr", n_blocks=n_blocks, codebook_size=codebook), scale, ours
+
+
+CONVERTERS = {"cmdsr": convert_cmdsr, "dasr": convert_dasr, "cdsr": convert_cdsr}
 
 
 def convert(state: dict[str, torch.Tensor]) -> tuple[str, ModelConfig, int, dict[str, torch.Tensor]]:
