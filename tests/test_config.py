@@ -164,6 +164,7 @@ def test_paper_presets_hold_paper_settings():
         8192,
     )
     assert (dasr.optim.pretrain_steps, dasr.optim.lr_pretrain, dasr.train.steps) == (97_000, 1e-3, 582_000)
+    assert dasr.optim.pretrain_milestones == [58_200] and dasr.optim.pretrain_shared_optimizer
     assert dasr.degradation.sigma_range == [0.2, 4.0] == dasr_code.degradation.sigma_range  # x4: the same
     from blindsr.config.presets import dasr_code as code_at
     from blindsr.config.presets import dasr_paper as paper_at

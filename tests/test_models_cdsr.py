@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blindsr.config import ModelConfig
+from blindsr.config import Config, ConfigError, ModelConfig, from_dict
 from blindsr.degradations.pipeline import apply
 from blindsr.degradations.presets import TEST_PRESETS, cdsr9_kernels
 from blindsr.models import build_model, count_parameters
@@ -360,3 +360,34 @@ def test_cuda_training_step():
     out = model.contrastive_forward(torch.rand(4, 3, 24, 20, device="cuda"), torch.rand(4, 3, 24, 20, device="cuda"))
     F.cross_entropy(out.logits, out.labels).backward()
     assert out.sr.device.type == "cuda" and model.encoder.queue_ptr.item() == 4
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_encoder_pretraining_follows_the_official_schedule(shared):
+    """DASR's stage 1: encoder-only InfoNCE at lr_pretrain, ×0.1 at each pretrain milestone (official: epoch 60 of
+    100); then L1 + InfoNCE at lr with the milestones counted from stage 2's start. Shared: one Adam whose
+    encoder moments carry into stage 2, as the official trainer's; otherwise a stage-1 Adam of its own."""
+    from blindsr.config import LossConfig, OptimConfig
+    from blindsr.train.step import make_step
+
+    torch.manual_seed(9)
+    model = DASR(2, n_groups=1, n_blocks=1, moco_queue=8)
+    cfg = OptimConfig(
+        lr=1e-4, lr_pretrain=1e-3, pretrain_steps=4, pretrain_milestones=[2], milestones=[3], gamma=0.5,
+        pretrain_shared_optimizer=shared,
+    )  # fmt: skip
+    step = make_step(model, cfg, LossConfig())
+    assert set(step.optimizers) == ({"sr"} if shared else {"sr", "encoder"})
+    generator = [p.detach().clone() for p in model.generator_parameters()]
+    used = []
+    for i in range(1, 9):
+        opt = step.optimizers["sr" if i > 4 or shared else "encoder"]
+        used.append(opt.param_groups[0]["lr"])
+        step(torch.rand(4, 2, 3, 12, 12), torch.rand(4, 2, 3, 24, 24))
+        if i == 4:  # stage 1 trained the encoder alone
+            assert all(torch.equal(a, b) for a, b in zip(generator, model.generator_parameters(), strict=True))
+    assert used == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4, 5e-5])
+    first = next(iter(model.encoder_parameters()))
+    assert int(step.optimizers["sr"].state[first]["step"]) == (8 if shared else 4)  # moments carried over or not
+    with pytest.raises(ConfigError, match=r"optim.pretrain_milestones.*must lie in \(0, pretrain_steps=4\)"):
+        from_dict(Config, {"optim": {"pretrain_steps": 4, "pretrain_milestones": [4]}})

@@ -46,7 +46,8 @@ def cmdsr_code() -> Config:
 
 def dasr_paper(scale: int = 4) -> Config:
     """DASR (CVPR 2021), isotropic ×4: 32 images × 2 crops of 48², MoCo K = 8192; 100 epochs (97,000 steps) of
-    encoder-only InfoNCE at 1e-3, then 500 epochs (485,000 steps) of L1 + InfoNCE at 1e-4 halved every 125."""
+    encoder-only InfoNCE at 1e-3 (1e-4 from epoch 60), then 500 epochs (485,000 steps) of L1 + InfoNCE at 1e-4
+    halved every 125, one Adam throughout (970 steps per epoch)."""
     return Config(
         name=f"dasr_x{scale}",
         scale=scale,
@@ -55,7 +56,14 @@ def dasr_paper(scale: int = 4) -> Config:
         model=ModelConfig(name="dasr"),
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
         optim=OptimConfig(
-            lr=1e-4, lr_pretrain=1e-3, pretrain_steps=97_000, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0
+            lr=1e-4,
+            lr_pretrain=1e-3,
+            pretrain_steps=97_000,
+            pretrain_milestones=[58_200],
+            pretrain_shared_optimizer=True,
+            milestones=[121_250, 242_500, 363_750],
+            gamma=0.5,
+            t0=0,
         ),
         train=TrainConfig(steps=582_000, val_every=5000, checkpoint_every=5000, channels_last=None, compile=None),
     )

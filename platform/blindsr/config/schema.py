@@ -107,6 +107,14 @@ class OptimConfig:
     t0: int = 10  # CMDSR: ConditionNet step every t0 BaseNet steps; 0 = joint (non-alternating)
     pretrain_steps: int = 0  # CDSR/DASR: encoder-only contrastive steps before joint training (CDSR Table 12)
     lr_pretrain: float = 1e-3  # DASR stage-1 learning rate
+    pretrain_milestones: list[int] = field(default_factory=list)  # stage-1 steps where lr_pretrain ×0.1 (DASR: 60 ep.)
+    pretrain_shared_optimizer: bool = False  # one Adam for both stages, as DASR's and CDSR's code (else a fresh one)
+
+    def problems(self) -> list[tuple[str, str]]:
+        bad = [m for m in self.pretrain_milestones if not 0 < m < self.pretrain_steps]
+        if bad:
+            return [("pretrain_milestones", f"must lie in (0, pretrain_steps={self.pretrain_steps}), got {bad}")]
+        return []
 
 
 @dataclass

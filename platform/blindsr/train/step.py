@@ -221,7 +221,9 @@ class ContrastiveStep(Step):
 
     Each task brings m = 2 patches sharing one kernel: patch 0 is the query (also super-resolved), patch 1
     the MoCo key. The first ``optim.pretrain_steps`` iterations train the encoder alone on InfoNCE with
-    ``optim.lr_pretrain`` (DASR's stage 1; CDSR Table 12); the schedule's milestones count from its end.
+    ``optim.lr_pretrain``, ×0.1 at each of ``optim.pretrain_milestones`` (DASR's stage 1; CDSR Table 12); the
+    schedule's milestones count from its end. ``optim.pretrain_shared_optimizer`` keeps one Adam (and its
+    moments) across both stages, as the official trainers do; otherwise stage 1 has its own.
     """
 
     def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, **kw: Any) -> None:
@@ -229,10 +231,28 @@ class ContrastiveStep(Step):
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.encoder_params = [p for p in model.encoder_parameters() if p.requires_grad]
         self.optimizers["sr"] = adam(self.params, optim_cfg.lr, optim_cfg)
-        self.schedulers["sr"] = multistep(self.optimizers["sr"], optim_cfg)
-        if optim_cfg.pretrain_steps > 0:
-            self.optimizers["encoder"] = adam(self.encoder_params, optim_cfg.lr_pretrain, optim_cfg)
-            self.schedulers["encoder"] = torch.optim.lr_scheduler.LambdaLR(self.optimizers["encoder"], lambda _: 1.0)
+        cfg, stage1 = optim_cfg, optim_cfg.pretrain_steps
+
+        def pretrain_factor(t: int) -> float:  # t: stage-1 updates so far
+            return 0.1 ** sum(t >= m for m in cfg.pretrain_milestones)
+
+        if stage1 > 0 and cfg.pretrain_shared_optimizer:  # one Adam, one schedule over both stages
+            self.stage1_optimizer = "sr"
+
+            def factor(t: int) -> float:
+                if t < stage1:
+                    return cfg.lr_pretrain / cfg.lr * pretrain_factor(t)
+                return cfg.gamma ** sum(t - stage1 >= m for m in cfg.milestones)
+
+            self.schedulers["sr"] = torch.optim.lr_scheduler.LambdaLR(self.optimizers["sr"], factor)
+        else:
+            self.stage1_optimizer = "encoder"
+            self.schedulers["sr"] = multistep(self.optimizers["sr"], optim_cfg)
+            if stage1 > 0:
+                self.optimizers["encoder"] = adam(self.encoder_params, cfg.lr_pretrain, cfg)
+                self.schedulers["encoder"] = torch.optim.lr_scheduler.LambdaLR(
+                    self.optimizers["encoder"], pretrain_factor
+                )
 
     def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         if lr.shape[1] < 2:
@@ -241,7 +261,7 @@ class ContrastiveStep(Step):
         if self.iteration <= self.optim_cfg.pretrain_steps:
             logits, labels = self.forward(self.model.contrast, query, key)
             loss = info_nce(logits, labels)
-            self._update(loss, self.encoder_params, "encoder")
+            self._update(loss, self.encoder_params, self.stage1_optimizer)
             return {"train/loss_contrast": loss.item(), **self._common_metrics()}
         sr, logits, labels = self.forward(self.model.contrastive_forward, query, key)
         l1, con = l1_255(sr, hr[:, 0]), info_nce(logits, labels)
