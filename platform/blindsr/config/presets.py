@@ -99,15 +99,20 @@ def preview() -> Config:
 
 
 def cmdsr_demo() -> Config:
-    """README-sized CMDSR: ×2, SRResNet-10 width 32, n = 4, 24² patches; minutes on 2 CPU cores."""
+    """README-sized CMDSR: ×2, SRResNet-10 width 32, n = 4, 24² patches; minutes on 2 CPU cores.
+
+    500 steps at the paper's learning rates (1e-3 / 1e-4) only reach bicubic (measured: Simple −0.8 dB, Middle
+    +0.2 dB at 256² crops); 4× both rates and an EMA of the weights (decay 0.99) bring the demo model clearly
+    past bicubic within the same budget (Simple +1.0, Middle +1.7, Severe +4.9 dB on the corpus val images; see
+    the issue-18 closing note for the table). The paper preset keeps the paper's rates."""
     return Config(
         name="cmdsr_demo",
         scale=2,
         degradation=cmdsr_train(2),
         data=DataConfig(patch_size=24, patches_per_task=8, tasks_per_step=4),
         model=ModelConfig(name="cmdsr", n_feats=32, n_blocks=10, support_size=4),
-        optim=OptimConfig(lr=1e-3, lr_condition=1e-4, milestones=[400], gamma=0.5, t0=10),
-        train=TrainConfig(steps=500, val_every=100, checkpoint_every=100, log_every=10, val_crop=96),
+        optim=OptimConfig(lr=4e-3, lr_condition=4e-4, milestones=[400], gamma=0.5, t0=10),
+        train=TrainConfig(steps=500, val_every=100, checkpoint_every=100, log_every=10, val_crop=96, ema_decay=0.99),
         scaling=ScalingConfig(num_workers=1, degrade_actors=1),
     )
 
