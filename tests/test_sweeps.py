@@ -81,6 +81,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("family: cmdsr\nspace: {optim.lr: {loguniform: [0, 1]}}", "space.optim.lr.loguniform"),
         ("family: cmdsr\nschedule: asha\nspace: {seed: {grid: [0]}}", "unknown key 'schedule'"),
         ("family: cmdsr\nrows: [{label: a, paper: {Set5: x}}]", "rows[0].paper.Set5"),
+        ("family: cmdsr\nrows: [{label: a, paper: {Set5: []}}]", "expected PSNR or [PSNR, SSIM], got []"),
         ("family: cmdsr\nrows: [{label: a, sett: {seed: 1}}]", "did you mean 'rows[0].set'"),
         ("family: cmdsr\nrows: [{set: {seed: 1}}]", "rows[0].label"),
         ("family: cmdsr\nrows: [{label: a}]\nscheduler: {asha: {grace_fraction: 2}}", "scheduler.asha"),

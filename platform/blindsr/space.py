@@ -67,7 +67,8 @@ class Row:
 
     def problems(self) -> Problems:
         out = [] if self.label else [("label", "a row needs a label")]
-        out += [(f"paper.{s}", f"expected PSNR or [PSNR, SSIM], got {v}") for s, v in self.paper.items() if len(v) > 2]
+        wrong = {s: v for s, v in self.paper.items() if not 1 <= len(v) <= 2}
+        out += [(f"paper.{s}", f"expected PSNR or [PSNR, SSIM], got {v}") for s, v in wrong.items()]
         return out + _budget_problems(self.budgets)
 
     def overrides(self, budget: str) -> dict[str, Any]:

@@ -131,12 +131,13 @@ def use_gpu(cfg: Config) -> bool:
 
 def resolve_devices(cfg: Config) -> Config:
     """A copy of ``cfg`` with ``scaling.use_gpu`` decided (null: GPUs when the cluster has one per worker)."""
-    if cfg.train.precision == "fp16" and not use_gpu(cfg):  # use_gpu=null: the cluster answered it
+    gpu = use_gpu(cfg)  # use_gpu=null: the cluster answers it, once
+    if cfg.train.precision == "fp16" and not gpu:
         raise ConfigError(
             "train.precision: fp16 needs CUDA, and the cluster has no GPU for each train worker "
             "(scaling.use_gpu=null resolved to false): use bf16 or fp32"
         )
-    return apply_overrides(cfg, {"scaling.use_gpu": use_gpu(cfg)}, origin="the resolved devices")
+    return apply_overrides(cfg, {"scaling.use_gpu": gpu}, origin="the resolved devices")
 
 
 def run_checkpoints(cfg: Config) -> list[Checkpoint]:
