@@ -294,6 +294,7 @@ ABLATIONS = [
     {"use_patch_branch": False},
     {"use_pixel_branch": False},
     {"encoder": "dasr"},
+    {"encoder": "manet"},
     {"use_codebook": False, "codebook_size": 7},
     {"codebook_size": 16},
     {"trunk": "dasr"},

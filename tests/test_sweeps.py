@@ -30,7 +30,7 @@ EXPECTED_TRIALS = {
     "cmdsr_hp_asha": 12,
     "cdsr_t1_positives": 3,
     "cdsr_t3_components": 5,
-    "cdsr_t4_encoders": 5,  # Table 4 without the E_manet row
+    "cdsr_t4_encoders": 6,
     "cdsr_t5_fusion": 3,
     "cdsr_t10_blocks": 3,
     "cdsr_t11_codebook": 2,

@@ -61,9 +61,10 @@ class ModelConfig:
     support_size: int = 20  # n support patches stacked on channels (baked into ConditionNet weights)
     modulation: Literal["scale", "sft"] = "scale"  # depth-wise channel scaling | IKC SFT (Table IX)
     # CDSR family
-    encoder: Literal["lpe", "dasr"] = "lpe"  # LPE (pixel + patch branches) | DASR's 6-conv encoder (Table 4)
-    use_pixel_branch: bool = True  # LPE pixel-wise branch (Table 3)
-    use_patch_branch: bool = True  # LPE patch-wise branch (Table 3)
+    # LPE (pixel + patch branches) | DASR's 6-conv encoder | MANet's kernel estimator (Table 4)
+    encoder: Literal["lpe", "dasr", "manet"] = "lpe"
+    use_pixel_branch: bool = True  # LPE pixel-wise branch (Table 3); encoder lpe only
+    use_patch_branch: bool = True  # LPE patch-wise branch (Table 3); encoder lpe only
     use_codebook: bool = True  # CSC codebook attention (Table 3)
     codebook_size: int = 1024  # CSC length (Table 11)
     fusion: Literal["dqa", "adain", "dynconv"] = "dqa"  # how the embedding enters the trunk (Table 5)

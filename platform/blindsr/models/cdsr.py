@@ -92,10 +92,10 @@ class CDSR(MoCoSR):
         scale: SR factor (any integer ≥ 1 for the RRDB trunk; 2, 3, 4 for the DASR trunk).
         n_feats: trunk width (64 in the paper; RDB growth n_feats // 2).
         n_blocks: RRDB-SFT blocks (10 in the paper; Table 6 also 2 and 5). Unused by ``trunk="dasr"``.
-        encoder: ``"lpe"`` (CDSR) or ``"dasr"`` (DASR's six convs, Table 4 "E_dasr"); CSC and the projection
-            head follow either.
-        use_pixel_branch, use_patch_branch: LPE branches (Table 3 Models 4, 5). The patch branch needs
-            LR inputs of at least 12×12.
+        encoder: ``"lpe"`` (CDSR), ``"dasr"`` (DASR's six convs, Table 4 "E_dasr") or ``"manet"`` (MANet's
+            kernel estimator, Table 4 "E_manet"); CSC and the projection head follow each.
+        use_pixel_branch, use_patch_branch: LPE branches (Table 3 Models 4, 5); unused by the other encoders.
+            The patch branch needs LR inputs of at least 12×12.
         use_codebook, codebook_size: CSC on/off (Table 3 Model 2) and its length L (Table 11).
         fusion: FuseBLK slots: ``"dqa"`` | ``"dynconv"`` (DQA without attention, Table 3 Model 3) |
             ``"adain"`` (Table 5). Unused by ``trunk="dasr"``.
@@ -109,7 +109,7 @@ class CDSR(MoCoSR):
         scale: int = 4,
         n_feats: int = 64,
         n_blocks: int = 10,
-        encoder: Literal["lpe", "dasr"] = "lpe",
+        encoder: Literal["lpe", "dasr", "manet"] = "lpe",
         use_pixel_branch: bool = True,
         use_patch_branch: bool = True,
         use_codebook: bool = True,

@@ -1,10 +1,10 @@
-"""Degradation encoders: CDSR's LPE + CSC (Zhou et al., ACM MM 2022) and DASR's six-conv encoder.
+"""Degradation encoders: CDSR's LPE + CSC (Zhou et al., ACM MM 2022), DASR's six-conv encoder, MANet's estimator.
 
 An :class:`Encoder` maps an LR image (B, 3, h, w) in [0, 1] to ``(embedding, projection)``, both (B, 256):
 the embedding conditions the SR network, the projection head's output feeds MoCo. Each reads the image on its
-official code's scale (``input_scale``): CDSR's in [0, 1] (its ``BlindSR.forward`` divides by 255 first), DASR's
-on 0–255; neither has a mean shift. From scratch the scale is immaterial (BatchNorm absorbs it); it matters for
-the running statistics of imported official checkpoints.
+official code's scale (``input_scale``): CDSR's and MANet's in [0, 1] (CDSR's ``BlindSR.forward`` divides by 255
+first), DASR's on 0–255; none has a mean shift. From scratch the scale is immaterial to the BatchNorm encoders (BN
+absorbs it); it matters for the running statistics of imported official checkpoints. MANet's has no BatchNorm.
 
 Structure (``spec/cdsr.md`` (b), ``spec/cmdsr_dasr_basicsr.md`` §2.1), "block" = Conv (bias) → BN → LReLU(0.1):
 
@@ -18,6 +18,8 @@ Structure (``spec/cdsr.md`` (b), ``spec/cmdsr_dasr_basicsr.md`` §2.1), "block" 
   scaling or temperature (Table 11 varies L). Without CSC (Table 3, Model 2) the embedding is f.
 - DASR encoder: blocks 3→64, 64→64, 64→128 s2, 128→128, 128→256 s2, 256→256 (all k3); global average
   pool. 1,147,200 parameters. Used with CSC off, this is DASR's encoder; with CSC on, CDSR's Table 4 "E_dasr".
+- MANet encoder (Table 4 "E_manet", :mod:`blindsr.models.manet_encoder`): MANet's kernel estimator, the mean of
+  its per-pixel 21×21 kernels, Linear 441→256 → LReLU(0.1) → Linear 256→256. 1,989,305 parameters.
 - Projection head on the embedding: Linear 256→256 → LReLU(0.1) → Linear 256→256 (131,584 parameters).
 """
 
@@ -27,6 +29,8 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from blindsr.models.manet_encoder import MANetFeatures
 
 DIM = 256
 PATCH = 12
@@ -124,15 +128,16 @@ class CodebookAttention(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Feature extractor (LPE or DASR's) → optional CSC → embedding; projection head → MoCo projection.
+    """Feature extractor (LPE, DASR's or MANet's) → optional CSC → embedding; projection head → MoCo projection.
 
     ``Encoder("lpe")`` is CDSR's encoder (2,934,592 parameters); ``Encoder("dasr", use_codebook=False,
-    input_scale=255.0)`` is DASR's (1,278,784).
+    input_scale=255.0)`` is DASR's (1,278,784); ``Encoder("manet")`` is Table 4's E_manet (2,514,617). The
+    LPE branch switches are read by ``"lpe"`` only.
     """
 
     def __init__(
         self,
-        kind: Literal["lpe", "dasr"] = "lpe",
+        kind: Literal["lpe", "dasr", "manet"] = "lpe",
         use_pixel_branch: bool = True,
         use_patch_branch: bool = True,
         use_codebook: bool = True,
@@ -145,8 +150,10 @@ class Encoder(nn.Module):
             self.features: nn.Module = LPE(use_pixel_branch, use_patch_branch)
         elif kind == "dasr":
             self.features = nn.Sequential(DASRFeatures(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        elif kind == "manet":
+            self.features = MANetFeatures(DIM)
         else:
-            raise ValueError(f"unknown encoder {kind!r}; valid: lpe, dasr")
+            raise ValueError(f"unknown encoder {kind!r}; valid: lpe, dasr, manet")
         self.csc = CodebookAttention(codebook_size) if use_codebook else nn.Identity()
         self.head = mlp(DIM)
 
