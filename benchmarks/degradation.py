@@ -13,7 +13,9 @@ Baselines, per patch, one thread each:
   + ``cv2.resize(INTER_CUBIC)`` (CMDSR), or ``cv2.filter2D`` + ``[::4, ::4]`` (CDSR); numpy noise, rounding.
 * "naive numpy": ``scipy.ndimage.correlate`` per patch and channel, a MATLAB resize that computes its
   weights on every call (as MATLAB's and BasicSR's ``imresize`` do) or s-fold subsampling.
-Candidate "batched torch": ``blindsr.degradations.degrade`` on each task's (n, 3, H, W) batch.
+Candidates: "batched torch": ``blindsr.degradations.degrade`` on each task's (n, 3, H, W) batch (the actors);
+"step-batched torch": ``degradations.batched.degrade_many`` on 8 tasks at once, as a train worker degrades its
+step's batch with ``scaling.degrade_on: trainer``.
 Goals: ≥ 2× OpenCV per core on both workloads; CDSR ≥ 8× the naive path.
 """
 
@@ -35,6 +37,7 @@ import torch  # noqa: E402
 from blindsr.data.corpus import image  # noqa: E402
 from blindsr.data.patches import crop_window  # noqa: E402
 from blindsr.degradations import degrade  # noqa: E402
+from blindsr.degradations.batched import Unit, degrade_many  # noqa: E402
 from blindsr.degradations.blur import blur_np  # noqa: E402
 from blindsr.degradations.noise import quantize_np  # noqa: E402
 from blindsr.degradations.presets import cdsr_train, cmdsr_train  # noqa: E402
@@ -111,6 +114,28 @@ def batched_torch(spec, wins: np.ndarray, device: torch.device) -> torch.Tensor:
     return degrade(x, spec, margin=spec.context())
 
 
+STEP_TASKS = 8  # tasks per training step, degraded together on the train worker
+
+
+def step_batched(tasks, device: torch.device) -> None:
+    """The tasks in steps of STEP_TASKS, each step one ``degrade_many`` call (``degrade_on: trainer``)."""
+    for i in range(0, len(tasks), STEP_TASKS):
+        units = [
+            Unit(torch.from_numpy(wins).permute(0, 3, 1, 2).to(device), spec, spec.context())
+            for spec, wins in tasks[i : i + STEP_TASKS]
+        ]
+        degrade_many(units)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed_steps(tasks, device: torch.device) -> float:
+    step_batched(tasks[:STEP_TASKS], device)  # warm-up
+    t0 = time.perf_counter()
+    step_batched(tasks, device)
+    return time.perf_counter() - t0
+
+
 def timed(fn, tasks) -> float:
     fn(*tasks[0])  # warm-up (caches, allocator, first-call overheads)
     t0 = time.perf_counter()
@@ -139,6 +164,7 @@ def run(workload: str, n_tasks: int, device: str) -> dict[str, float]:
         "naive numpy": patches / timed(naive_numpy, tasks),
         "OpenCV per patch": patches / timed(opencv, tasks),
         "batched torch (CPU)": patches / timed(lambda spec, w: batched_torch(spec, w, torch.device("cpu")), tasks),
+        "step-batched (CPU)": patches / timed_steps(tasks, torch.device("cpu")),
     }
     if device == "cuda":
         dev = torch.device("cuda")
@@ -148,6 +174,7 @@ def run(workload: str, n_tasks: int, device: str) -> dict[str, float]:
             torch.cuda.synchronize()
 
         rates["batched torch (CUDA)"] = patches / timed(on_gpu, tasks)
+        rates["step-batched (CUDA)"] = patches / timed_steps(tasks, dev)
     print(f"{workload}: {n_tasks} tasks x {n} HR crops of {HR}^2, {what}; one thread")
     print(
         f"  check, noise-free: max |naive - batched| = {max_level_difference(tasks[:3], naive_numpy)} level(s), "

@@ -91,11 +91,14 @@ def test_training_loader_table(fuzz_folder, caplog):
 @pytest.mark.ray
 @pytest.mark.slow
 def test_training_job_on_the_fuzzed_folder_skips_and_finishes(fuzz_folder, tmp_path):
-    """Also the quiet console of a whole training job (smoke preset): our lines only, at most 40 of them."""
-    text = finish(*smoke_job(tmp_path, "fuzz", 2, "--set", f"data.source={fuzz_folder}"))
+    """Also the quiet console of a whole training job (smoke preset): our lines only, at most 40 of them. The
+    train worker degrades its own batches here (the one real job with ``degrade_on: trainer``)."""
+    placement = ("--set", "scaling.degrade_on=trainer")
+    text = finish(*smoke_job(tmp_path, "fuzz", 2, "--set", f"data.source={fuzz_folder}", *placement))
     lines = text.splitlines()
     assert len(lines) <= 40, text
     assert lines[0].startswith("fuzz: cmdsr x2, 2 steps of ") and lines[1].startswith("data plan: ")
+    assert "crop actor(s) (LR made on the train workers)" in lines[1], text
     # the degradation actor's summary reaches the console through the progress channel, once
     assert sum("data (train): " in line and "skipped 4 (3 unreadable, 1 too small)" in line for line in lines) == 1
     assert any(line.startswith("step 2/2 · L1 ") and "patches/s · ETA" in line for line in lines), text

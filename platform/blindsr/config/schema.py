@@ -183,6 +183,9 @@ class ScalingConfig:
     degrade_actors: int = 1
     degrade_cpus_per_actor: float = 1.0
     degrade_gpu_fraction: float = 0.0  # >0 runs the degradation pipeline on CUDA inside the actors
+    # actor: the DegradeWorker actors make LR; trainer: they cut HR windows and the train worker degrades its
+    # batch on its own device (data/on_trainer.py; README "Where degradation runs")
+    degrade_on: Literal["actor", "trainer"] = "actor"
     placement_strategy: str = "PACK"  # of the train workers: SPREAD puts them on different nodes
 
     def problems(self) -> list[tuple[str, str]]:
@@ -205,6 +208,8 @@ class ScalingConfig:
             )
         if not 0.0 <= self.degrade_gpu_fraction <= 1.0:
             out.append(("degrade_gpu_fraction", f"is a GPU share per actor in [0, 1], got {self.degrade_gpu_fraction}"))
+        if self.degrade_on == "trainer" and self.degrade_gpu_fraction > 0:
+            out.append(("degrade_gpu_fraction", "GPU actors degrade, but degrade_on: trainer degrades on the trainer"))
         return out
 
 

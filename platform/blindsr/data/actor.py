@@ -34,7 +34,7 @@ from blindsr.console import Event, send
 from blindsr.data.patches import Task, TaskSampler
 from blindsr.data.schema import TaskRow, encode
 from blindsr.data.sources import DatasetError, ImagePool, load_source
-from blindsr.degradations.sampling import sample_spec
+from blindsr.degradations.sampling import max_context, sample_spec
 from blindsr.degradations.spec import DegradationSpec
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ class DegradeWorker:
         first_task: added to every incoming id (a resumed run starts its stream past the tasks it has seen).
         device: where the torch degradation runs: ``cpu`` or ``cuda`` (the GPU-fraction actors).
         console: the driver's progress channel (``blindsr.train.progress``): skipped images are named there.
+        degrade_on: ``actor`` makes LR here; ``trainer`` leaves it to the train worker: rows carry HR windows with
+            the distribution's largest context margin and the spec, no LR (:mod:`blindsr.data.on_trainer`).
     """
 
     def __init__(
@@ -67,9 +69,13 @@ class DegradeWorker:
         first_task: int = 0,
         device: str = "cpu",
         console: Any = None,
+        degrade_on: Literal["actor", "trainer"] = "actor",
     ) -> None:
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream!r}; valid: {', '.join(STREAMS)}")
+        if degrade_on not in ("actor", "trainer"):
+            raise ValueError(f"unknown degrade_on {degrade_on!r}; valid: actor, trainer")
+        self.window = max_context(degradation, scale) if degrade_on == "trainer" else 0
         self.data, self.degradation, self.scale = data, degradation, scale
         self.seed, self.stream_key, self.first_task = seed, STREAMS[stream], first_task
         source, split = (data.source, "train") if stream == "train" else (data.val_source, "val")
@@ -86,7 +92,14 @@ class DegradeWorker:
         self.augment = data.augment and stream == "train"
         self.device = device
         self.sampler = TaskSampler(
-            self.pool, data.patch_size, data.patches_per_task, scale, self.augment, same_augment=pair, device=device
+            self.pool,
+            data.patch_size,
+            data.patches_per_task,
+            scale,
+            self.augment,
+            same_augment=pair,
+            device=device,
+            window=self.window,
         )
         self._single: dict[tuple[int, int], TaskSampler] = {}
 
@@ -107,6 +120,7 @@ class DegradeWorker:
                 self.augment,
                 same_augment=True,
                 device=self.device,
+                window=self.window,
             )
         return self._single[key]
 
@@ -124,10 +138,11 @@ class DegradeWorker:
             k_index, key_spec = q_index, sample_spec(rng, self.degradation, self.scale)
         keys = self._from_image(k_index, self.data.patches_per_task - 1).sample(rng, key_spec)
         task = Task(
-            lr=np.concatenate([query.lr, keys.lr]),
+            lr=None if query.lr is None else np.concatenate([query.lr, keys.lr]),
             hr=np.concatenate([query.hr, keys.hr]),
             spec=spec,
             image_id=query.image_id,
+            window=query.window,
         )
         return task, key_spec
 

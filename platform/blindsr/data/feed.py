@@ -66,7 +66,8 @@ class DeviceFeed:
             host = as_tensors(batch)
             with torch.cuda.stream(side):
                 for k in PIXELS:
-                    host[k] = host[k].pin_memory().to(self.device, non_blocking=True)
+                    if k in host:  # rows of HR windows have no lr (data.on_trainer)
+                        host[k] = host[k].pin_memory().to(self.device, non_blocking=True)
                 done = torch.cuda.Event()
                 done.record(side)
             pending.append((host, done))
@@ -80,6 +81,7 @@ class DeviceFeed:
             current = torch.cuda.current_stream(self.device)
             current.wait_event(done)
             for k in PIXELS:
-                batch[k].record_stream(current)  # the side stream's allocator must not reuse it too early
+                if k in batch:
+                    batch[k].record_stream(current)  # the side stream's allocator must not reuse it too early
             issue()
             yield batch

@@ -24,10 +24,11 @@ from blindsr.degradations.spec import DegradationSpec
 
 @dataclass
 class Task:
-    lr: np.ndarray  # (n, 3, h, w) uint8
-    hr: np.ndarray  # (n, 3, s·h, s·w) uint8
+    lr: np.ndarray | None  # (n, 3, h, w) uint8; None when the train worker degrades (``window`` > 0)
+    hr: np.ndarray  # (n, 3, s·h + 2·window, s·w + 2·window) uint8
     spec: DegradationSpec
     image_id: str
+    window: int = 0  # HR context pixels kept on each side of hr for a degradation on the train worker
 
 
 def crop_window(img: np.ndarray, top: int, left: int, size: int, margin: int) -> np.ndarray:
@@ -56,6 +57,9 @@ class TaskSampler:
         augment: random flips / 90° rotations of each HR crop.
         same_augment: one augmentation for all crops of a task (CDSR query/key pairs).
         device: where the degradation runs ("cpu" or "cuda").
+        window: > 0: do not degrade; return HR windows with this context margin on each side (at least the
+            largest ``spec.context()`` of the distribution) for the train worker to degrade
+            (``scaling.degrade_on: trainer``, :mod:`blindsr.data.on_trainer`).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class TaskSampler:
         augment: bool = True,
         same_augment: bool = False,
         device: str | torch.device = "cpu",
+        window: int = 0,
     ) -> None:
         if patch_size < 1 or n < 1:
             raise ValueError(f"patch_size and n must be ≥ 1, got {patch_size}, {n}")
@@ -79,7 +84,7 @@ class TaskSampler:
                 f"(e.g. {small[0]}); load the pool with min_size={self.hr_size}"
             )
         self.augment, self.same_augment = augment, same_augment
-        self.device = torch.device(device)
+        self.device, self.window = torch.device(device), window
         self._d4 = A.Compose([A.D4(p=1.0)]) if augment else None
 
     def _augment(self, window: np.ndarray, seed: int) -> np.ndarray:
@@ -93,15 +98,21 @@ class TaskSampler:
         img = self.pool[int(rng.integers(len(self.pool)))]
         h, w = img.shape
         margin = spec.context()
+        if self.window and margin > self.window:
+            raise ValueError(f"{spec} needs {margin} px of context, more than the window's {self.window}")
+        cut = self.window or margin  # a centred crop of a wider window commutes with the D4 flips/rotations
         tops = rng.integers(0, h - self.hr_size + 1, size=self.n)
         lefts = rng.integers(0, w - self.hr_size + 1, size=self.n)
         shared_seed = int(rng.integers(2**31 - 1))
         windows = []
         for top, left in zip(tops, lefts, strict=True):
-            win = crop_window(img.pixels, int(top), int(left), self.hr_size, margin)
+            win = crop_window(img.pixels, int(top), int(left), self.hr_size, cut)
             if self._d4 is not None:
                 win = self._augment(win, shared_seed if self.same_augment else int(rng.integers(2**31 - 1)))
             windows.append(win)
+        if self.window:
+            hr = np.stack(windows).transpose(0, 3, 1, 2).copy()  # (n, 3, P+2w, P+2w)
+            return Task(lr=None, hr=hr, spec=spec, image_id=img.id, window=cut)
         batch = torch.from_numpy(np.stack(windows)).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
         lr = degrade(batch, spec, margin=margin)
         hr = batch[..., margin : margin + self.hr_size, margin : margin + self.hr_size]

@@ -40,6 +40,7 @@ class DataPlan:
     gpus_per_actor: float
     cluster_cpus: float
     train_cpus: float
+    degrade_on: str = "actor"  # scaling.degrade_on: who makes the LR (trainer: the actors only cut HR windows)
 
     @property
     def free_cpus(self) -> float:
@@ -52,8 +53,9 @@ class DataPlan:
 
     def describe(self) -> str:
         gpu = f", {self.gpus_per_actor:g} GPU" if self.gpus_per_actor else ""
+        role = "degradation actor(s)" if self.degrade_on == "actor" else "crop actor(s) (LR made on the train workers)"
         return (
-            f"{self.actors} degradation actor(s) × {self.cpus_per_actor:g} CPU{gpu}; training {self.train_cpus:g} CPU; "
+            f"{self.actors} {role} × {self.cpus_per_actor:g} CPU{gpu}; training {self.train_cpus:g} CPU; "
             f"{self.free_cpus:g} of {self.cluster_cpus:g} CPUs left for read tasks"
         )
 
@@ -102,7 +104,7 @@ def plan_resources(scaling: ScalingConfig, cluster: Mapping[str, float], reserve
                 f"{train_gpus} of them for training. Lower scaling.degrade_gpu_fraction or scaling.degrade_actors, "
                 f"train on fewer GPUs (scaling.num_workers), or set scaling.degrade_gpu_fraction=0 to degrade on CPUs."
             )
-    plan = DataPlan(actors, per_actor, gpu_share, cpus, train_cpus)
+    plan = DataPlan(actors, per_actor, gpu_share, cpus, train_cpus, scaling.degrade_on)
     log.info("data plan: %s", plan.describe())
     return plan
 

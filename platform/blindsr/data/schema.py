@@ -12,7 +12,10 @@ Columns (k rows; a row is one task of n patches, LR side h × w, scale s):
   patches ``lr[1:]`` of a CDSR query/key row. Equal to the row's own fields whenever every patch shares one
   degradation (always, for CMDSR tasks).
 * ``work_s`` float32: seconds the worker spent making the row (for ``data/actor_util``; not part of the task).
-* ``lr`` fixed-shape tensor uint8 (n, 3, h, w) and ``hr`` uint8 (n, 3, s·h, s·w).
+* ``window`` int32: 0, or the HR context margin of a row the train worker degrades (below).
+* ``lr`` fixed-shape tensor uint8 (n, 3, h, w) and ``hr`` uint8 (n, 3, s·h, s·w). When the train worker degrades
+  (``scaling.degrade_on: trainer``) there is no ``lr`` and ``hr`` holds HR windows with ``window`` px of context
+  on each side, (n, 3, s·h + 2·window, s·w + 2·window) (:mod:`blindsr.data.on_trainer`).
 
 Why flattened scalar columns and not one JSON spec column: every column is then a number, so Ray's default
 ``iter_torch_batches(batch_size=k)`` turns a batch into tensors with no custom collate (a string column makes
@@ -64,16 +67,16 @@ def _scalar_type(name: str) -> pa.DataType:
     return pa.float64() if _HINTS[name] is float else pa.int32()
 
 
-def task_schema(n: int, h: int, w: int, scale: int) -> pa.Schema:
-    """The schema of rows with n patches of LR h × w at ×``scale``."""
+def task_schema(n: int, h: int, w: int, scale: int, window: int = 0) -> pa.Schema:
+    """The schema of rows with n patches of LR h × w at ×``scale`` (``window`` > 0: HR windows, no LR)."""
     fields = [pa.field("task_id", pa.int64()), pa.field("image_id", pa.fixed_shape_tensor(pa.uint8(), [ID_BYTES]))]
     fields += [pa.field(name, _scalar_type(name)) for name in SPEC_FIELDS]
     fields += [pa.field(f"key_{name}", _scalar_type(name)) for name in KEY_FIELDS]
-    fields += [
-        pa.field("work_s", pa.float32()),
-        pa.field("lr", pa.fixed_shape_tensor(pa.uint8(), [n, 3, h, w])),
-        pa.field("hr", pa.fixed_shape_tensor(pa.uint8(), [n, 3, h * scale, w * scale])),
-    ]
+    fields += [pa.field("work_s", pa.float32()), pa.field("window", pa.int32())]
+    if not window:
+        fields.append(pa.field("lr", pa.fixed_shape_tensor(pa.uint8(), [n, 3, h, w])))
+    hr = [n, 3, h * scale + 2 * window, w * scale + 2 * window]
+    fields.append(pa.field("hr", pa.fixed_shape_tensor(pa.uint8(), hr)))
     return pa.schema(fields)
 
 
@@ -109,15 +112,18 @@ def encode(rows: Sequence[TaskRow]) -> pa.Table:
     if not rows:
         raise ValueError("encode needs at least one task row")
     first = rows[0].task
-    n, _, h, w = first.lr.shape
-    scale = first.spec.scale
+    scale, window = first.spec.scale, first.window
+    n, _, hh, ww = first.hr.shape
+    h, w = (hh - 2 * window) // scale, (ww - 2 * window) // scale
+    shape = (None if first.lr is None else first.lr.shape, first.hr.shape, scale, window)
     for r in rows:
-        if r.task.lr.dtype != np.uint8 or r.task.hr.dtype != np.uint8:
-            raise ValueError(f"task {r.task_id}: lr/hr must be uint8, got {r.task.lr.dtype}/{r.task.hr.dtype}")
-        if r.task.lr.shape != first.lr.shape or r.task.hr.shape != first.hr.shape or r.task.spec.scale != scale:
+        t = r.task
+        if t.hr.dtype != np.uint8 or (t.lr is not None and t.lr.dtype != np.uint8):
+            raise ValueError(f"task {r.task_id}: lr/hr must be uint8, got {getattr(t.lr, 'dtype', None)}/{t.hr.dtype}")
+        if (None if t.lr is None else t.lr.shape, t.hr.shape, t.spec.scale, t.window) != shape:
             raise ValueError(
-                f"task {r.task_id}: lr {r.task.lr.shape} / hr {r.task.hr.shape} ×{r.task.spec.scale} differ from "
-                f"the batch's first task (lr {first.lr.shape} / hr {first.hr.shape} ×{scale})"
+                f"task {r.task_id}: lr {getattr(t.lr, 'shape', None)} / hr {t.hr.shape} ×{t.spec.scale} window "
+                f"{t.window} differ from the batch's first task (lr {shape[0]} / hr {shape[1]} ×{scale} w {window})"
             )
         if r.key_spec is not None:
             fixed = {k: v for k, v in r.key_spec.to_dict().items() if k not in KEY_FIELDS}
@@ -125,7 +131,7 @@ def encode(rows: Sequence[TaskRow]) -> pa.Table:
                 raise ValueError(
                     f"task {r.task_id}: key spec {r.key_spec} differs from {r.task.spec} beyond {KEY_FIELDS}"
                 )
-    schema = task_schema(n, h, w, scale)
+    schema = task_schema(n, h, w, scale, window)
     columns: dict[str, pa.Array] = {
         "task_id": pa.array([r.task_id for r in rows], pa.int64()),
         "image_id": pa.FixedShapeTensorArray.from_numpy_ndarray(encode_ids([r.task.image_id for r in rows])),
@@ -136,8 +142,9 @@ def encode(rows: Sequence[TaskRow]) -> pa.Table:
         values = [_code(name, getattr(r.key_spec or r.task.spec, name)) for r in rows]
         columns[f"key_{name}"] = pa.array(values, _scalar_type(name))
     columns["work_s"] = pa.array([r.work_s for r in rows], pa.float32())
-    for name in ("lr", "hr"):
-        stacked = np.stack([getattr(r.task, name) for r in rows])
+    columns["window"] = pa.array([r.task.window for r in rows], pa.int32())
+    for name in ("lr", "hr") if first.lr is not None else ("hr",):
+        stacked = np.ascontiguousarray(np.stack([getattr(r.task, name) for r in rows]))  # Arrow's layout is C order
         columns[name] = pa.FixedShapeTensorArray.from_numpy_ndarray(stacked)
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
@@ -173,14 +180,19 @@ def decode(batch: pa.Table | Mapping[str, Any]) -> list[TaskRow]:
     """Rows of a table or a ``{column: array}`` batch (numpy, or CPU torch tensors) → TaskRows.
 
     ``lr``/``hr`` of each task are views into the batch (zero-copy for single-chunk tables and numpy batches).
+    A row of HR windows (no ``lr`` column) decodes with ``lr=None`` and its ``window`` from the shapes.
     """
     specs, keys = decode_specs(batch), decode_specs(batch, "key_")
-    lr, hr = _column(batch, "lr"), _column(batch, "hr")
+    names = batch.column_names if isinstance(batch, pa.Table) else list(batch)
+    lr, hr = (_column(batch, "lr") if "lr" in names else None), _column(batch, "hr")
+    window = _column(batch, "window")
     ids, task_ids, work = decode_ids(_column(batch, "image_id")), _column(batch, "task_id"), _column(batch, "work_s")
     return [
         TaskRow(
             task_id=int(task_ids[i]),
-            task=Task(lr=lr[i], hr=hr[i], spec=specs[i], image_id=ids[i]),
+            task=Task(
+                lr=None if lr is None else lr[i], hr=hr[i], spec=specs[i], image_id=ids[i], window=int(window[i])
+            ),
             key_spec=None if keys[i] == specs[i] else keys[i],
             work_s=float(work[i]),
         )

@@ -86,6 +86,7 @@ def build_dataset(
             "stream": stream,
             "first_task": first_task,
             "device": plan.device,
+            "degrade_on": cfg.scaling.degrade_on if stream == "train" else "actor",
             **({"console": console} if console is not None else {}),  # a progress channel (train.progress)
         },
         batch_size=batch,
@@ -126,7 +127,7 @@ class DataMeter:
     """Wraps a batch iterator and measures what its consumer sees, for logging as ``data/*`` metrics.
 
     Args:
-        batches: batches with ``lr`` (k, n, …) and ``work_s`` (k,) (numpy arrays or tensors on any device); a
+        batches: batches with ``hr`` (k, n, …) and ``work_s`` (k,) (numpy arrays or tensors on any device); a
             :class:`~blindsr.data.feed.DeviceFeed` also reports its conversion cost (``data/consumer_ms``).
         actors: size of the degradation actor pool.
         consumers: how many train workers share the stream (each sees 1/consumers of the rows).
@@ -148,7 +149,7 @@ class DataMeter:
         asked = time.perf_counter()
         for batch in self.batches:
             self._wait += time.perf_counter() - asked
-            k, n = batch["lr"].shape[:2]
+            k, n = batch["hr"].shape[:2]
             self._patches += k * n
             self._count += 1
             self.total_patches += k * n

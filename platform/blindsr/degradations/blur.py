@@ -72,8 +72,8 @@ def blur_subsample(
     convolution of stride s over only the HR pixels the kept outputs read: s² fewer multiply-adds, and
     no border padding at all when the margin covers the kernel's reach.
 
-    x: (B, C, H, W) float, H and W divisible by s; kernel: (k, k) shared by the batch.
-    Returns (B, C, H/s − 2·margin, W/s − 2·margin)."""
+    x: (B, C, H, W) float, H and W divisible by s; kernel: (k, k) shared by the batch, or (B, k, k) one per sample
+    (one grouped convolution). Returns (B, C, H/s − 2·margin, W/s − 2·margin)."""
     b, c, h, w = x.shape
     s, m = scale, margin
     kernel = kernel.to(dtype=x.dtype, device=x.device)
@@ -87,5 +87,11 @@ def blur_subsample(
         x = _pad(x, k, k, border)
         top, bottom, left, right = top + before, bottom + before, left + before, right + before
     window = x[..., top:bottom, left:right]
-    out = F.conv2d(window.reshape(b * c, 1, *window.shape[-2:]), kernel[None, None], stride=s)
+    if kernel.dim() == 2:
+        out = F.conv2d(window.reshape(b * c, 1, *window.shape[-2:]), kernel[None, None], stride=s)
+    else:
+        if kernel.shape[0] != b:
+            raise ValueError(f"per-sample kernels {tuple(kernel.shape)} do not match batch size {b}")
+        weight = kernel[:, None].repeat_interleave(c, dim=0)  # (B·C, 1, k, k), sample-major like x
+        out = F.conv2d(window.reshape(1, b * c, *window.shape[-2:]), weight, stride=s, groups=b * c)
     return out.reshape(b, c, h_out, w_out)

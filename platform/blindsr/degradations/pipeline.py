@@ -98,7 +98,7 @@ def cv2_blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int
             blurred = img
         lr = cv2.resize(blurred, (img.shape[1] // s, img.shape[0] // s), interpolation=cv2.INTER_CUBIC)
         out.append(lr[m : lr.shape[0] - m, m : lr.shape[1] - m])
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(hr.device)
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous().to(hr.device)
 
 
 def degrade(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from blindsr.degradations.config import DegradationConfig
-from blindsr.degradations.spec import DegradationSpec
+from blindsr.degradations.spec import DegradationSpec, context_margin
 
 
 def sigma_grid(lo: float, hi: float, step: float) -> np.ndarray:
@@ -63,3 +63,8 @@ def sample_spec(rng: np.random.Generator, cfg: DegradationConfig, scale: int) ->
         seed=int(rng.integers(0, 2**31 - 1)),
         **params,
     )
+
+
+def max_context(cfg: DegradationConfig, scale: int) -> int:
+    """The largest ``spec.context()`` of any spec :func:`sample_spec` draws from ``cfg`` at ×``scale`` (HR px)."""
+    return context_margin(scale, cfg.kernel_size, cfg.downsampler)

@@ -79,9 +79,7 @@ class DegradationSpec:
 
     def context(self) -> int:
         """HR margin (a multiple of the scale) that makes a crop's degradation equal the full image's."""
-        half_kernel = self.kernel_size // 2 if self.kernel != "none" else 0
-        resampler = 2 * self.scale if self.downsampler != "sfold" else 0  # cubic support · s
-        return math.ceil((half_kernel + resampler) / self.scale) * self.scale
+        return context_margin(self.scale, self.kernel_size if self.kernel != "none" else 1, self.downsampler)
 
     # ---- (de)serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -115,3 +113,11 @@ class DegradationSpec:
         if self.jpeg_quality:
             parts.append(f"jpeg q{self.jpeg_quality}")
         return " | ".join(parts)
+
+
+def context_margin(scale: int, kernel_size: int, downsampler: str) -> int:
+    """HR context margin of a degradation with a ``kernel_size`` blur (1: none) and ``downsampler``: the kernel's
+    half width plus the cubic filter's support (2·s; none for s-fold), rounded up to a multiple of the scale.
+    The largest margin of a distribution is this with its kernel size (``data.on_trainer.window_margin``)."""
+    resampler = 2 * scale if downsampler != "sfold" else 0  # cubic support · s
+    return math.ceil((kernel_size // 2 + resampler) / scale) * scale

@@ -22,6 +22,7 @@ from ray.train import Checkpoint
 
 from blindsr.config import Config, flatten, from_dict, save_yaml
 from blindsr.console import Event, losses_of, send
+from blindsr.data.on_trainer import TrainerDegradation
 from blindsr.data.stream import DataMeter, task_batches
 from blindsr.evaluation.validation import val_cases, validate
 from blindsr.models import Family, count_parameters, family_of
@@ -96,12 +97,14 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     shard = ray.train.get_dataset_shard("train")
     batches = task_batches(shard, cfg.data.tasks_per_step, device, cfg.data.prefetch_batches)
     meter = DataMeter(batches, actors=config["actors"], consumers=world)
+    degrading = TrainerDegradation(meter) if cfg.scaling.degrade_on == "trainer" else None  # data/on_trainer.py
+    loop_batches = degrading or meter
 
     channel = config.get("progress") if rank == 0 else None  # the driver's console, when it asked for one
 
     def log_metrics(metrics: Metrics, step: int) -> None:
         if rank == 0:
-            tracker.metrics({**metrics, **meter.metrics()}, step=step)
+            tracker.metrics({**metrics, **meter.metrics(), **(degrading.metrics() if degrading else {})}, step=step)
             send(channel, Event(step, losses_of(metrics), sent=time.time()))
 
     def validate_(step: int) -> Metrics:
@@ -125,7 +128,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     model.train()
     run_dir = Path(cfg.train.storage_path or "") / cfg.name
     result = run_steps(
-        step_fn, meter, Cadence.of(cfg), start=start, tasks_per_step=cfg.data.tasks_per_step, device=device,
+        step_fn, loop_batches, Cadence.of(cfg), start=start, tasks_per_step=cfg.data.tasks_per_step, device=device,
         log=log_metrics, validate=validate_, save=save, hooks=hooks, rank=rank, where=str(run_dir),
     )  # fmt: skip
 

@@ -1,0 +1,118 @@
+"""``degrade_many``: many (HR crops, spec) units degraded together: the k tasks of a training step at once.
+
+:func:`blindsr.degradations.pipeline.degrade` degrades one task (its n crops share one spec). A train worker
+that degrades its own batch (``scaling.degrade_on: trainer``) has k tasks with k different specs; calling
+``degrade`` k times launches k small pipelines. Here units with the same shape and pipeline path form a group,
+and each stage runs once per group with per-unit operators stacked along a batch axis:
+
+* separable (isotropic or no) kernels: the per-unit fused axis matrices (``pipeline.axis_operator``) stacked,
+  two batched matmuls;
+* other kernels with s-fold subsampling: one grouped strided convolution over only the kept pixels
+  (``blur.blur_subsample`` with a kernel per unit);
+* other kernels with bicubic: one grouped blur, the shared resize, the margin crop;
+* ``cv2_cubic`` (OpenCV, CPU) and JPEG stay per unit.
+
+Noise is drawn per unit from its seed on the CPU (as ``degrade``) and moved to the device in one copy per group.
+On the CPU every unit's pixels equal ``degrade(hr, spec, margin)`` exactly (tested); on CUDA within one level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from blindsr.degradations.blur import blur, blur_subsample
+from blindsr.degradations.jpeg import jpeg
+from blindsr.degradations.noise import gaussian_noise, quantize
+from blindsr.degradations.pipeline import axis_operator, degrade
+from blindsr.degradations.resize import cached_tensor, imresize
+from blindsr.degradations.spec import DegradationSpec
+
+
+@dataclass(frozen=True)
+class Unit:
+    """n HR crops (n, 3, H, W) (uint8 or float 0–255) that share one degradation, with ``margin`` HR pixels of
+    context on each side (a multiple of ``spec.scale``) that the LR drops."""
+
+    hr: torch.Tensor
+    spec: DegradationSpec
+    margin: int
+
+
+def _path(spec: DegradationSpec) -> str:
+    if spec.downsampler == "cv2_cubic":
+        return "cv2"
+    if spec.kernel == "none" or spec.kernel_1d() is not None:
+        return "separable"
+    return "sfold_conv" if spec.downsampler == "sfold" else "blur_resize"
+
+
+def _operators(units: Sequence[Unit], axis: int, out: int, m: int) -> torch.Tensor:
+    """(g, out, in) stacked per-unit axis matrices (blur → down-sample → margin crop) along ``axis`` (−2 or −1)."""
+    mats = []
+    for u in units:
+        s = u.spec
+        g = tuple(float(v) for v in (s.kernel_1d() if s.kernel != "none" else np.ones(1)))
+        key = (u.hr.shape[axis], g, s.blur_border, s.downsampler, s.scale, (m, m + out))
+        mats.append(cached_tensor(key, lambda key=key: axis_operator(*key), torch.float32, u.hr.device))
+    return torch.stack(mats)
+
+
+def _blur_down(units: Sequence[Unit], path: str) -> torch.Tensor:
+    """The group's blurred, down-sampled float LR, (g, n, 3, h, w) before noise."""
+    first = units[0]
+    s, m = first.spec.scale, first.margin // first.spec.scale
+    x = torch.empty((len(units), *first.hr.shape), dtype=torch.float32, device=first.hr.device)  # (g, n, 3, H, W)
+    for i, u in enumerate(units):
+        x[i].copy_(u.hr)  # one copy per unit, converting to float (the crops may be views of a wider window)
+    g, n, c, hh, ww = x.shape
+    h_out, w_out = hh // s - 2 * m, ww // s - 2 * m
+    if path == "separable":
+        op_h, op_w = _operators(units, -2, h_out, m), _operators(units, -1, w_out, m)  # (g, h, H), (g, w, W)
+        # the rows of all units as one batched product, (n·3·H, W) @ (W, w) each, as degrade folds them; then the
+        # columns unit by unit (a broadcast batched product would copy each unit's matrix n·3 times)
+        rows = torch.bmm(x.reshape(g, n * c * hh, ww), op_w.transpose(-1, -2)).reshape(g, n, c, hh, w_out)
+        return torch.stack([torch.matmul(op_h[i], rows[i]) for i in range(g)])
+    kernels = torch.stack([torch.from_numpy(u.spec.kernel_array()) for u in units])  # (g, k, k)
+    flat = x.reshape(g, n * c, hh, ww)  # one kernel per unit: the unit is the batch entry, its crops the channels
+    if path == "sfold_conv":
+        out = blur_subsample(flat, kernels, s, first.spec.blur_border, m)
+    else:
+        out = imresize(blur(flat, kernels, first.spec.blur_border), 1.0 / s)[..., m : m + h_out, m : m + w_out]
+    return out.reshape(g, n, c, h_out, w_out)
+
+
+def _noise(units: Sequence[Unit], shape: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
+    """(g, n, 3, h, w) noise of each unit from its own seed (zeros for clean units), or None if all are clean."""
+    if all(u.spec.noise <= 0 for u in units):
+        return None
+    parts = [
+        gaussian_noise(shape, u.spec.noise, u.spec.seed) if u.spec.noise > 0 else torch.zeros(shape) for u in units
+    ]
+    return torch.stack(parts).to(device, non_blocking=True)
+
+
+def degrade_many(units: Sequence[Unit]) -> list[torch.Tensor]:
+    """Degrade every unit; returns one (n, 3, (H − 2·margin)/s, (W − 2·margin)/s) uint8 tensor per unit, in order,
+    on the units' device. Equal to ``[degrade(u.hr, u.spec, u.margin) for u in units]``, batched."""
+    groups: dict[tuple, list[int]] = {}
+    for i, u in enumerate(units):
+        if u.margin % u.spec.scale:
+            raise ValueError(f"unit {i}: margin {u.margin} must be a multiple of the scale {u.spec.scale}")
+        key = (_path(u.spec), tuple(u.hr.shape), u.margin, u.spec.scale, u.spec.blur_border, u.spec.rounding)
+        groups.setdefault(key, []).append(i)
+    out: list[torch.Tensor | None] = [None] * len(units)
+    for (path, *_), members in groups.items():
+        group = [units[i] for i in members]
+        if path == "cv2":  # OpenCV on the CPU, one unit at a time (the official code's convention, by name)
+            lrs = [degrade(u.hr, u.spec, u.margin) for u in group]
+        else:
+            x = _blur_down(group, path)
+            noise = _noise(group, tuple(x.shape[1:]), x.device)
+            lrs = list(quantize(x if noise is None else x + noise, group[0].spec.rounding))
+        for i, u, lr in zip(members, group, lrs, strict=True):
+            out[i] = jpeg(lr, u.spec.jpeg_quality) if u.spec.jpeg_quality and path != "cv2" else lr
+    return out  # type: ignore[return-value]
