@@ -115,3 +115,13 @@ def test_bad_placements_are_refused_by_key_with_the_choices():
         build_config(overrides=["scaling.degrade_on=gpu"])
     with pytest.raises(ConfigError, match=r"scaling\.degrade_gpu_fraction.*trainer"):
         build_config(overrides=["scaling.degrade_on=trainer", "scaling.degrade_gpu_fraction=0.5"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("preset", ["cmdsr_paper", "cdsr_paper", "dasr_paper"])
+def test_on_cuda_the_trainers_batch_is_within_one_level_of_the_actors(preset):
+    cfg = small(build_config(preset, overrides=["degradation.noise_range=[0,30]"]))
+    want = _tensors(rows(cfg, "actor", [0, 1, 2], TRAIN_COLUMNS))
+    got = degrade_batch(next(iter(DeviceFeed([rows(cfg, "trainer", [0, 1, 2], WINDOW_COLUMNS)], "cuda"))))
+    assert got["lr"].is_cuda and torch.equal(got["hr"].cpu(), want["hr"])
+    assert (got["lr"].cpu().int() - want["lr"].int()).abs().max() <= 1
