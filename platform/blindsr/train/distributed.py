@@ -1,18 +1,28 @@
-"""Gradient averaging across data-parallel ranks, for training steps that do not fit DDP's contract.
+"""Gradient averaging across data-parallel ranks that overlaps the backward pass, for steps DDP cannot wrap.
 
-CMDSR alternates two optimisers over different losses and CDSR/DASR run a momentum key encoder; neither
-is one forward and one backward per step, which is what ``DistributedDataParallel`` expects. The steps
-therefore average gradients themselves, once per optimiser update, in one flat all-reduce (the process
-group is the one Ray Train sets up: gloo on CPU, NCCL on GPU). With no process group this is local only.
+CMDSR alternates two optimisers over different losses and parameter sets, and CDSR/DASR train through
+methods other than ``forward`` with a momentum key encoder: neither is the one ``forward`` and one backward
+per step that ``DistributedDataParallel`` wraps. :class:`GradientAverager` does what DDP's reducer does, per
+optimiser update: the update's parameters are cut into buckets (reverse registration order, about
+``bucket_bytes`` each, as DDP's 25 MB); a post-accumulate-grad hook counts each parameter's gradient in, and a
+bucket whose gradients are all in is all-reduced asynchronously while backward continues. Buckets launch in
+index order on every rank, so the collectives match across ranks whatever order the hooks fire in. After
+backward the rest launch (a parameter the loss did not reach counts as a zero gradient, so every rank
+reduces the same layout), all are awaited, and each gradient becomes a view of its averaged bucket.
+
+The process group is the one Ray Train sets up (gloo on CPU, NCCL on GPU); with none, averaging is a no-op.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+BUCKET_BYTES = 25 * 2**20  # DDP's default bucket_cap_mb
 
 
 def world_size() -> int:
@@ -23,25 +33,99 @@ def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-def sync_gradients(params: Sequence[nn.Parameter], loss: torch.Tensor) -> bool:
-    """Average ``params``' gradients over all ranks; True when the loss is finite on every rank.
+def buckets(params: Sequence[nn.Parameter], bucket_bytes: int = BUCKET_BYTES) -> list[list[nn.Parameter]]:
+    """``params`` in reverse order (backward reaches the last layers first), cut into buckets of at most
+    ``bucket_bytes`` (a larger parameter is a bucket of its own)."""
+    out: list[list[nn.Parameter]] = []
+    size = bucket_bytes
+    for p in reversed(list(params)):
+        nbytes = p.numel() * p.element_size()
+        if not out or size + nbytes > bucket_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(p)
+        size += nbytes
+    return out
 
-    A missing gradient counts as zero, so every rank all-reduces the same layout. When any rank's loss is
-    NaN/Inf all ranks get False and must skip the update together (otherwise they would diverge).
+
+class _Round:
+    """The buckets of one backward pass: which gradients are in, which all-reduces are in flight."""
+
+    def __init__(self, plan: list[list[nn.Parameter]]) -> None:
+        self.plan = plan
+        self.index = {id(p): b for b, bucket in enumerate(plan) for p in bucket}
+        self.missing = [len(bucket) for bucket in plan]
+        self.launched: list[tuple[torch.Tensor, Any]] = []
+
+    def ready(self, p: nn.Parameter) -> None:
+        b = self.index.get(id(p))
+        if b is None:  # a parameter this update does not step (e.g. the ConditionNet in a BaseNet update)
+            return
+        self.missing[b] -= 1
+        while len(self.launched) < len(self.plan) and self.missing[len(self.launched)] == 0:
+            self.launch()
+
+    def launch(self) -> None:
+        """All-reduce the next bucket in index order (asynchronously)."""
+        bucket = self.plan[len(self.launched)]
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in bucket])
+        self.launched.append((flat, dist.all_reduce(flat, async_op=True)))
+
+    def finish(self, n: int) -> None:
+        """Launch what is left, wait for every bucket, and make each gradient a view of its averaged bucket."""
+        while len(self.launched) < len(self.plan):
+            self.launch()
+        for bucket, (flat, work) in zip(self.plan, self.launched, strict=True):
+            work.wait()
+            flat.div_(n)
+            offset = 0
+            for p in bucket:
+                p.grad = flat[offset : offset + p.numel()].view_as(p)
+                offset += p.numel()
+
+
+class GradientAverager:
+    """Averages the gradients of each optimiser update over all ranks, overlapping its backward pass.
+
+    Args:
+        bucket_bytes: the size of an all-reduce bucket.
     """
-    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
-    n = world_size()
-    if n == 1:
-        return bool(finite.item())
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads] + [finite.to(grads[0].device, grads[0].dtype)])
-    dist.all_reduce(flat)
-    flat[:-1].div_(n)
-    offset = 0
-    for p, g in zip(params, grads, strict=True):
-        p.grad = flat[offset : offset + g.numel()].view_as(p).clone()
-        offset += g.numel()
-    return bool(flat[-1].item() == n)
+
+    def __init__(self, bucket_bytes: int = BUCKET_BYTES) -> None:
+        self.bucket_bytes = bucket_bytes
+        self._plans: dict[tuple[int, ...], list[list[nn.Parameter]]] = {}
+        self._hooked: set[int] = set()
+        self._round: _Round | None = None
+
+    def _hook(self, p: nn.Parameter) -> None:
+        if self._round is not None:
+            self._round.ready(p)
+
+    def backward(
+        self, params: Sequence[nn.Parameter], loss: torch.Tensor, backward: Callable[[torch.Tensor], None]
+    ) -> bool:
+        """Run ``backward(loss)`` with ``params``' gradients averaged over ranks as they arrive; True when the
+        loss is finite on every rank (when any is NaN/Inf, every rank gets False and must skip the update)."""
+        finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+        n = world_size()
+        if n == 1:
+            backward(loss)
+            return bool(finite.item())
+        key = tuple(id(p) for p in params)
+        if key not in self._plans:
+            self._plans[key] = buckets(params, self.bucket_bytes)
+            for p in params:
+                if id(p) not in self._hooked:
+                    p.register_post_accumulate_grad_hook(self._hook)
+                    self._hooked.add(id(p))
+        self._round = _Round(self._plans[key])
+        try:
+            backward(loss)
+        finally:
+            current, self._round = self._round, None
+        current.finish(n)
+        dist.all_reduce(finite)  # tiny; after the buckets, so every rank issues the same sequence
+        return bool(finite.item() == n)
 
 
 def all_gather_cat(x: torch.Tensor) -> torch.Tensor:

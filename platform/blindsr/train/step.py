@@ -21,7 +21,7 @@ from blindsr.config import LossConfig, OptimConfig
 from blindsr.losses import derangement, info_nce, l1_255, task_contrastive
 from blindsr.models.cmdsr import CMDSR
 from blindsr.models.family import Family, family_of
-from blindsr.train.distributed import sync_gradients
+from blindsr.train.distributed import GradientAverager
 from blindsr.train.ema import EMA
 from blindsr.train.optim import adam, multistep
 from blindsr.train.precision import Precision
@@ -37,9 +37,11 @@ class Step:
         loss_cfg: LossConfig,
         precision: Precision | None = None,
         ema: EMA | None = None,
+        averager: GradientAverager | None = None,
     ) -> None:
         self.model, self.optim_cfg, self.loss_cfg = model, optim_cfg, loss_cfg
         self.precision, self.ema = precision or Precision(), ema
+        self.averager = averager or GradientAverager()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.iteration = 0
@@ -53,12 +55,11 @@ class Step:
         return self.precision.fp32(out)
 
     def _update(self, loss: torch.Tensor, params: list[nn.Parameter], *names: str) -> bool:
-        """Backward ``loss`` into freshly zeroed gradients, average them over ranks and step the optimisers
-        ``names`` (and their schedulers)."""
+        """Backward ``loss`` into freshly zeroed gradients, averaged over ranks as backward produces them
+        (``train.distributed``), and step the optimisers ``names`` (and their schedulers)."""
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        self.precision.backward(loss)
-        if not sync_gradients(params, loss):
+        if not self.averager.backward(params, loss, self.precision.backward):
             self.nonfinite_total += 1
             self.nonfinite_in_a_row += 1
             for opt in self.optimizers.values():
@@ -285,10 +286,12 @@ def make_step(
     *,
     precision: Precision | None = None,
     ema: EMA | None = None,
+    averager: GradientAverager | None = None,
 ) -> Step:
-    """The step that trains ``model``'s family (``models.family_of``), in ``precision``, followed by ``ema``."""
+    """The step that trains ``model``'s family (``models.family_of``), in ``precision``, followed by ``ema``;
+    ``averager`` averages gradients over data-parallel ranks (default: bucketed, overlapping backward)."""
     family = family_of(model)
-    kw: dict[str, Any] = {"precision": precision, "ema": ema}
+    kw: dict[str, Any] = {"precision": precision, "ema": ema, "averager": averager}
     if family is Family.CONDITIONAL:
         return CMDSRStep(model, optim_cfg, loss_cfg, generator or torch.Generator().manual_seed(0), **kw)
     if family is Family.CONTRASTIVE:

@@ -71,7 +71,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     device = ray.train.torch.get_device()
 
     def adapt(model: torch.nn.Module) -> None:
-        # Gradients are averaged by the steps themselves (see train/distributed.py), not by a DDP wrapper.
+        # Gradients are averaged by the steps, overlapping backward (train/distributed.py), not by a DDP wrapper.
         if world > 1 and family_of(model) is Family.CONTRASTIVE:
             model.encoder.key_gather = all_gather_cat  # one MoCo queue across ranks, as with DDP + gathered keys
 
