@@ -19,7 +19,8 @@ For each workload:
 2. **Fed by the stream**: the fastest eager precision fed by the real Ray Data stream as a Ray Train worker
    reads it (``DegradeWorker`` actors → the training columns → ``streaming_split`` → ``task_batches``),
    steps/s, its ratio to the step alone, and the fraction of wall time the loop waits for data
-   (``DataMeter``'s ``data/wait_frac``).
+   (``DataMeter``'s ``data/wait_frac``); once per ``--placements`` (``scaling.degrade_on``: ``actor`` rows of
+   LR + HR, ``trainer``: HR windows degraded on this device before the step).
 3. **Budget**: the paper schedule (the preset's ``train.steps``) × the best step time alone, in hours; and the
    CPU cores of degradation per device it needs: patches/s the step consumes ÷ patches/s one core of
    ``DegradeWorker`` makes (in-process, one thread, this workload's degradations).
@@ -68,7 +69,7 @@ SHRINK = {  # reduced sizes: the same code paths, fewer FLOPs
 class Row:
     precision: str
     compiled: bool
-    fed_by: str  # "memory" (synthetic, device-resident) or "stream"
+    fed_by: str  # "memory" (synthetic, device-resident), "stream" (degraded by the actors) or "stream, trainer'
     steps_per_s: float
     ratio: float = 0.0  # to the baseline (fp32 eager, memory); stream rows: to the same precision alone
     wait_frac: float | None = None
@@ -126,24 +127,28 @@ def step_alone(trainer: Trainer, batch: dict[str, torch.Tensor], steps: int, war
     return steps / (time.perf_counter() - start)
 
 
-def fed_by_stream(cfg: Config, device: torch.device, steps: int, warm: int, actors: int) -> tuple[float, float]:
-    """(steps/s, data/wait_frac) of the eager step of ``cfg`` fed by the Ray Data stream, after ``warm`` steps."""
+def fed_by_stream(
+    cfg: Config, device: torch.device, steps: int, warm: int, actors: int, placement: str = "actor"
+) -> tuple[float, float]:
+    """(steps/s, data/wait_frac) of the eager step of ``cfg`` fed by the Ray Data stream, after ``warm`` steps,
+    with the degradation on the actors or on this (the train) worker (``scaling.degrade_on``)."""
     from blindsr.data.feed import TRAIN_COLUMNS
+    from blindsr.data.on_trainer import WINDOW_COLUMNS, TrainerDegradation
     from blindsr.data.plan import plan_resources
     from blindsr.data.stream import DataMeter, task_batches, train_dataset
 
     if not ray.is_initialized():
         ray.init(address="local", include_dashboard=False, **console.ray_init_options())
     ray.data.DataContext.get_current().enable_progress_bars = False
-    cfg.scaling.degrade_actors = actors
+    cfg.scaling.degrade_actors, cfg.scaling.degrade_on = actors, placement
     k = cfg.data.tasks_per_step
     plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
     cfg.train.steps, cfg.scaling.num_workers = steps + warm, 1
-    ds = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS)
+    ds = train_dataset(cfg, plan=plan, columns=WINDOW_COLUMNS if placement == "trainer" else TRAIN_COLUMNS)
     trainer = build_trainer(cfg, device)
     meter = DataMeter(task_batches(ds.streaming_split(1, equal=True)[0], k, device, cfg.data.prefetch_batches), actors)
     start = 0.0
-    for i, batch in enumerate(meter):
+    for i, batch in enumerate(TrainerDegradation(meter) if placement == "trainer" else meter):
         if i == warm:
             sync(device)
             meter.metrics()  # the stream's start-up stays out of wait_frac
@@ -185,9 +190,11 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> Result
     best = max(result.rows, key=lambda r: r.steps_per_s)
     if args.stream_steps > 0:
         eager = max((r for r in result.rows if not r.compiled), key=lambda r: r.steps_per_s)
-        cfg = workload(name, args.size, eager.precision)
-        rate, wait = fed_by_stream(cfg, device, args.stream_steps, args.warm, args.actors)
-        result.rows.append(Row(eager.precision, False, "stream", rate, rate / eager.steps_per_s, wait))
+        for placement in args.placements:
+            cfg = workload(name, args.size, eager.precision)
+            rate, wait = fed_by_stream(cfg, device, args.stream_steps, args.warm, args.actors, placement)
+            fed = "stream" if placement == "actor" else "stream, trainer"
+            result.rows.append(Row(eager.precision, False, fed, rate, rate / eager.steps_per_s, wait))
     result.paper_steps = build_config(PRESETS[name][0]).train.steps
     result.projected_hours = result.paper_steps / best.steps_per_s / 3600
     result.patches_per_step = k * m
@@ -200,7 +207,7 @@ def report(r: Result) -> str:
     lines = [f"{r.model}: {r.batch} ({r.size} size)"]
     for row in r.rows:
         what = f"{row.precision}{' compiled' if row.compiled else ''}, {row.fed_by}"
-        versus = "vs same alone" if row.fed_by == "stream" else "vs fp32 eager"
+        versus = "vs same alone" if row.fed_by.startswith("stream") else "vs fp32 eager"
         wait = f", wait_frac {row.wait_frac:.2f}" if row.wait_frac is not None else ""
         lines.append(f"  {what:<24} {row.steps_per_s:9.3f} steps/s   {row.ratio:5.2f}x {versus}{wait}")
     lines.append(
@@ -227,12 +234,14 @@ def main(argv: list[str] | None = None) -> list[Result]:
     p.add_argument("--steps", type=int, default=None, help="timed steps per row (default 20; quick/tiny 3)")
     p.add_argument("--warm", type=int, default=2, help="untimed steps first (compiled rows: 2 more)")
     p.add_argument("--stream-steps", type=int, default=None, help="0 skips the stream (default 20; quick/tiny 4)")
+    p.add_argument("--placements", default="actor,trainer", help="scaling.degrade_on values fed by the stream")
     p.add_argument("--actors", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="degradation actors")
     p.add_argument("--degrade-tasks", type=int, default=None, help="tasks timed for the per-core rate")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
     small = args.size != "paper"
     args.precisions = (args.precisions or "fp32,bf16").split(",")
+    args.placements = args.placements.split(",")
     args.steps = args.steps or (3 if small else 20)
     args.stream_steps = (4 if small else 20) if args.stream_steps is None else args.stream_steps
     args.degrade_tasks = args.degrade_tasks or (4 if small else 8)
