@@ -132,8 +132,7 @@ def fed_by_stream(
 ) -> tuple[float, float]:
     """(steps/s, data/wait_frac) of the eager step of ``cfg`` fed by the Ray Data stream, after ``warm`` steps,
     with the degradation on the actors or on this (the train) worker (``scaling.degrade_on``)."""
-    from blindsr.data.feed import TRAIN_COLUMNS
-    from blindsr.data.on_trainer import WINDOW_COLUMNS, TrainerDegradation
+    from blindsr.data.on_trainer import stream_columns, training_batches
     from blindsr.data.plan import plan_resources
     from blindsr.data.stream import DataMeter, task_batches, train_dataset
 
@@ -144,11 +143,11 @@ def fed_by_stream(
     k = cfg.data.tasks_per_step
     plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
     cfg.train.steps, cfg.scaling.num_workers = steps + warm, 1
-    ds = train_dataset(cfg, plan=plan, columns=WINDOW_COLUMNS if placement == "trainer" else TRAIN_COLUMNS)
+    ds = train_dataset(cfg, plan=plan, columns=stream_columns(placement))
     trainer = build_trainer(cfg, device)
     meter = DataMeter(task_batches(ds.streaming_split(1, equal=True)[0], k, device, cfg.data.prefetch_batches), actors)
     start = 0.0
-    for i, batch in enumerate(TrainerDegradation(meter) if placement == "trainer" else meter):
+    for i, batch in enumerate(training_batches(meter, placement)):
         if i == warm:
             sync(device)
             meter.metrics()  # the stream's start-up stays out of wait_frac

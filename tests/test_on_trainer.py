@@ -15,7 +15,13 @@ from blindsr.config import ConfigError, build_config
 from blindsr.config.presets import PRESETS
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.feed import TRAIN_COLUMNS, DeviceFeed
-from blindsr.data.on_trainer import WINDOW_COLUMNS, TrainerDegradation, degrade_batch
+from blindsr.data.on_trainer import (
+    WINDOW_COLUMNS,
+    TrainerDegradation,
+    degrade_batch,
+    stream_columns,
+    training_batches,
+)
 from blindsr.data.stream import DataMeter
 from blindsr.degradations.batched import Unit, degrade_many
 from blindsr.degradations.pipeline import degrade
@@ -103,11 +109,14 @@ def test_the_loop_reads_degraded_batches_and_the_meter_counts_patches():
     cfg = small(build_config("cdsr_smoke"))
     batches = [rows(cfg, "trainer", [i, i + 1], WINDOW_COLUMNS) for i in (0, 2)]
     meter = DataMeter(DeviceFeed(batches, "cpu"))
-    degrading = TrainerDegradation(meter)
+    degrading = training_batches(meter, "trainer")
+    assert isinstance(degrading, TrainerDegradation) and training_batches(meter, "actor") is meter
     seen = [b["lr"].shape for b in degrading]
     n, p = cfg.data.patches_per_task, cfg.data.patch_size
     assert seen == [(2, n, 3, p, p)] * 2 and meter.total_patches == 4 * n
-    assert degrading.metrics()["data/degrade_ms"] > 0 and meter.metrics()["data/patches_per_s"] > 0
+    metrics = degrading.metrics()  # the meter's data/* figures and the degradation's, in one call
+    assert metrics["data/degrade_ms"] > 0 and metrics["data/patches_per_s"] > 0
+    assert stream_columns("trainer") == WINDOW_COLUMNS and stream_columns("actor") == TRAIN_COLUMNS
 
 
 def test_bad_placements_are_refused_by_key_with_the_choices():

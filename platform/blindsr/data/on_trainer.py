@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from blindsr.data.feed import TRAIN_COLUMNS
 from blindsr.data.schema import KEY_FIELDS, SPEC_FIELDS, decode_specs
 from blindsr.degradations.batched import Unit, degrade_many
 
@@ -34,6 +35,17 @@ WINDOW_COLUMNS: tuple[str, ...] = (
 )
 
 Batch = dict[str, torch.Tensor]
+
+
+def stream_columns(degrade_on: str) -> tuple[str, ...]:
+    """The columns a train worker reads with ``scaling.degrade_on`` (the stream projects the rest away)."""
+    return WINDOW_COLUMNS if degrade_on == "trainer" else TRAIN_COLUMNS
+
+
+def training_batches(batches: Any, degrade_on: str) -> Any:
+    """``batches`` (a ``DataMeter``) as the step takes them: degraded here first with ``degrade_on: trainer``.
+    Either way the result's ``metrics()`` gives the ``data/*`` figures."""
+    return TrainerDegradation(batches) if degrade_on == "trainer" else batches
 
 
 def degrade_batch(batch: Mapping[str, Any]) -> Batch:
@@ -55,8 +67,10 @@ def degrade_batch(batch: Mapping[str, Any]) -> Batch:
     side_h, side_w = windows.shape[-2:]
     specs, keys = decode_specs(batch), decode_specs(batch, "key_")
     units: list[Unit] = []
+    counts = []  # units per task: 1, or 2 for a query/key row whose keys have their own degradation
     for i, (spec, key) in enumerate(zip(specs, keys, strict=True)):
         parts = [(slice(None), spec)] if key == spec else [(slice(0, 1), spec), (slice(1, None), key)]
+        counts.append(len(parts))
         for crops, s in parts:
             m = s.context()
             if m > big:
@@ -64,15 +78,15 @@ def degrade_batch(batch: Mapping[str, Any]) -> Batch:
             cut = big - m  # the centred (P + 2m)² window the actor would have degraded
             units.append(Unit(windows[i, crops, :, cut : side_h - cut, cut : side_w - cut], s, m))
     lrs = iter(degrade_many(units))
-    parts = [1 if key == spec else 2 for spec, key in zip(specs, keys, strict=True)]
-    lr = torch.stack([torch.cat([next(lrs) for _ in range(count)]) for count in parts])
+    lr = torch.stack([torch.cat([next(lrs) for _ in range(count)]) for count in counts])
     hr = windows[..., big : side_h - big, big : side_w - big]
     return {"task_id": batch["task_id"], "work_s": batch["work_s"], "lr": lr, "hr": hr}
 
 
 class TrainerDegradation:
-    """Iterate ``batches`` of window rows as degraded training batches; ``metrics()`` gives ``data/degrade_ms``, the
-    training thread's wall ms per batch spent issuing the degradation (on CUDA the kernels run asynchronously)."""
+    """Iterate ``batches`` of window rows as degraded training batches; ``metrics()`` gives the inner iterator's
+    (a ``DataMeter``'s) and ``data/degrade_ms``, the training thread's wall ms per batch spent issuing the
+    degradation (on CUDA the kernels run asynchronously)."""
 
     def __init__(self, batches: Iterable[Mapping[str, Any]]) -> None:
         self.batches = batches
@@ -87,7 +101,8 @@ class TrainerDegradation:
             yield out
 
     def metrics(self, reset: bool = True) -> dict[str, float]:
-        out = {"data/degrade_ms": 1e3 * self._spent / max(self._count, 1)}
+        inner = getattr(self.batches, "metrics", None)
+        out = {**(inner(reset) if inner else {}), "data/degrade_ms": 1e3 * self._spent / max(self._count, 1)}
         if reset:
             self._spent, self._count = 0.0, 0
         return out

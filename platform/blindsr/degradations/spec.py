@@ -118,6 +118,6 @@ class DegradationSpec:
 def context_margin(scale: int, kernel_size: int, downsampler: str) -> int:
     """HR context margin of a degradation with a ``kernel_size`` blur (1: none) and ``downsampler``: the kernel's
     half width plus the cubic filter's support (2·s; none for s-fold), rounded up to a multiple of the scale.
-    The largest margin of a distribution is this with its kernel size (``data.on_trainer.window_margin``)."""
+    The largest margin of a distribution is this with its kernel size (``sampling.max_context``)."""
     resampler = 2 * scale if downsampler != "sfold" else 0  # cubic support · s
     return math.ceil((kernel_size // 2 + resampler) / scale) * scale

@@ -31,8 +31,7 @@ from ray.util.annotations import RayDeprecationWarning
 from blindsr import console
 from blindsr.config import Config, ConfigError, apply_overrides, to_dict
 from blindsr.data.actor import DegradeWorker
-from blindsr.data.feed import TRAIN_COLUMNS
-from blindsr.data.on_trainer import WINDOW_COLUMNS
+from blindsr.data.on_trainer import stream_columns
 from blindsr.data.plan import plan_resources
 from blindsr.data.stream import train_dataset
 from blindsr.tracking import close_run, experiment_name, resolve_uri
@@ -223,7 +222,7 @@ def fit(
                 plan=plan,
                 worker_cls=worker_cls,
                 console=channel,
-                columns=WINDOW_COLUMNS if cfg.scaling.degrade_on == "trainer" else TRAIN_COLUMNS,
+                columns=stream_columns(cfg.scaling.degrade_on),
             )
             trainer = TorchTrainer(
                 train_fn_per_worker,

@@ -22,7 +22,7 @@ from ray.train import Checkpoint
 
 from blindsr.config import Config, flatten, from_dict, save_yaml
 from blindsr.console import Event, losses_of, send
-from blindsr.data.on_trainer import TrainerDegradation
+from blindsr.data.on_trainer import training_batches
 from blindsr.data.stream import DataMeter, task_batches
 from blindsr.evaluation.validation import val_cases, validate
 from blindsr.models import Family, count_parameters, family_of
@@ -97,14 +97,13 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     shard = ray.train.get_dataset_shard("train")
     batches = task_batches(shard, cfg.data.tasks_per_step, device, cfg.data.prefetch_batches)
     meter = DataMeter(batches, actors=config["actors"], consumers=world)
-    degrading = TrainerDegradation(meter) if cfg.scaling.degrade_on == "trainer" else None  # data/on_trainer.py
-    loop_batches = degrading or meter
+    loop_batches = training_batches(meter, cfg.scaling.degrade_on)  # degraded here first with degrade_on: trainer
 
     channel = config.get("progress") if rank == 0 else None  # the driver's console, when it asked for one
 
     def log_metrics(metrics: Metrics, step: int) -> None:
         if rank == 0:
-            tracker.metrics({**metrics, **meter.metrics(), **(degrading.metrics() if degrading else {})}, step=step)
+            tracker.metrics({**metrics, **loop_batches.metrics()}, step=step)
             send(channel, Event(step, losses_of(metrics), sent=time.time()))
 
     def validate_(step: int) -> Metrics:
