@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
+
+# Ray Train's preemption watcher (one actor per training run, polling for spot-node notices) has nothing to
+# watch on this machine; every Ray runtime and job the tests start inherits this.
+os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,6 +31,15 @@ def cpu_hog(request: pytest.FixtureRequest):
 
     with CpuHog() as hog:
         yield hog
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under ``-n`` (pytest-xdist, ``--dist loadgroup``, set in pyproject.toml) the Ray, server and job tests
+    form one group that runs in order on one worker: never two Ray runtimes at once (a second one breaks the
+    state API that Ray Train's placement-group cleaner reads), while the other worker takes the rest.
+    (Here, not in ``pytest_collection_modifyitems``: xdist reads the groups in that hook.)"""
+    if "ray" in item.keywords or "slow" in item.keywords:
+        item.add_marker(pytest.mark.xdist_group("ray_and_servers"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
