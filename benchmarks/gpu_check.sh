@@ -83,7 +83,7 @@ section() {  # section NAME LIMIT_S "MODULES" COMMAND...
 
 gpu_files=$(grep -l "pytest.mark.gpu" tests/test_*.py | tr '\n' ' ')
 section gpu_tests 100 "pytest numpy scipy safetensors yaml" \
-  "$py" -m pytest -q -p no:cacheprovider -o addopts=-ra -m gpu $gpu_files
+  "$py" -m pytest -q -p no:cacheprovider -m gpu $gpu_files
 if [ "$mode" = cuda ]; then
   section degradation 45 "numpy scipy" "$py" benchmarks/degradation.py --device cuda --tasks 30
   section throughput 220 "numpy yaml safetensors albumentations" \

@@ -33,15 +33,6 @@ def cpu_hog(request: pytest.FixtureRequest):
         yield hog
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    """Under ``-n`` (pytest-xdist, ``--dist loadgroup``, set in pyproject.toml) the Ray, server and job tests
-    form one group that runs in order on one worker: never two Ray runtimes at once (a second one breaks the
-    state API that Ray Train's placement-group cleaner reads), while the other worker takes the rest.
-    (Here, not in ``pytest_collection_modifyitems``: xdist reads the groups in that hook.)"""
-    if "ray" in item.keywords or "slow" in item.keywords:
-        item.add_marker(pytest.mark.xdist_group("ray_and_servers"))
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if torch.cuda.is_available():
         return
