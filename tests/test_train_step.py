@@ -136,14 +136,14 @@ def test_cmdsr_learns_and_its_condition_separates_degradations(task_batch):
 
 
 @pytest.mark.parametrize("name", ["cdsr", "dasr"])
-def test_contrastive_models_learn_and_their_encoder_separates_degradations(task_batch, name):
+def test_contrastive_models_learn_and_dasrs_encoder_separates_degradations(task_batch, name):
     """Overfit fixed (query, key) tasks of 2 degradations: L1 falls, and (DASR) on held-out crops the
     query embedding is closer to a crop of the same degradation than to one of the other degradation.
 
     CDSR's separation is not checked at this size: its CSC softmax has no temperature (as the paper), so
-    from the N(0, 1) codebook it is one-hot from the first step, passes almost no gradient to the LPE
-    branches, and 31 steps leave held-out crops on whichever code their content picks (0 of 8 seeds
-    separated, with or without the codebook or an encoder-only stage first; DASR: 8 of 8)."""
+    from the N(0, 1) codebook it is one-hot from the first step and passes almost no gradient to the LPE
+    branches. After 31 (or 61) steps held-out crops sit on whichever code their content picks: 0 of 4 seeds
+    separated (3 of 8 without the codebook, 1 of 8 after 20 encoder-only steps); DASR: 8 of 8."""
     from blindsr.config import ModelConfig
     from blindsr.models import build_model
 
@@ -164,9 +164,9 @@ def test_contrastive_models_learn_and_their_encoder_separates_degradations(task_
     assert math.isfinite(last["train/loss_contrast"])  # (InfoNCE rises from ~0 as real keys replace the random queue)
     if name == "cdsr":
         return
-    # BatchNorm's running variance starts at 1; CDSR's encoder reads [0, 1] (as the official), where the true
-    # variance is ~1e-3, so after 31 steps (0.9^31 of the start left) eval-mode statistics are still mostly the
-    # initial 1: re-estimate them on the training batches first (precise BN), as a long run does by itself
+    # BatchNorm's running statistics start at (0, 1), far from the true ones, and after 31 steps (0.9^31 of the
+    # start left) eval-mode statistics are still mostly the initial ones: re-estimate them on the training
+    # batches first (precise BN), as a long run does by itself
     with torch.no_grad():
         for m in model.encoder.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
