@@ -4,12 +4,14 @@ local Ray, ``task_batches`` of the projected training stream against Ray's own `
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 
 from blindsr.config import build_config
-from blindsr.data.feed import TRAIN_COLUMNS, DeviceFeed, as_tensors
+from blindsr.data.feed import TRAIN_COLUMNS, DeviceFeed, EarlyStart, as_tensors
 
 
 def numpy_batches(count: int = 3, k: int = 2) -> list[dict[str, np.ndarray]]:
@@ -41,6 +43,33 @@ def test_cpu_feed_yields_every_batch_unchanged_and_counts_its_cost():
             assert np.array_equal(got[name].numpy(), want[name])
     with pytest.raises(ValueError, match="data.prefetch_batches must be >= 1, got 0"):
         DeviceFeed(batches, "cpu", depth=0)
+
+
+def test_early_start_asks_for_the_first_batch_at_once_and_yields_all_in_order():
+    batches, asked, release = numpy_batches(4), threading.Event(), threading.Event()
+
+    def source():  # a stream whose first batch is slow to come, as Ray Data's is while its actors start
+        asked.set()
+        release.wait(timeout=60)
+        yield from batches
+
+    early = EarlyStart(source())
+    assert asked.wait(timeout=60)  # asked for before anyone iterates: the start-up overlaps the caller's set-up
+    release.set()
+    out = list(early)
+    assert [b["task_id"].tolist() for b in out] == [b["task_id"].tolist() for b in batches]
+    assert all(got is want for got, want in zip(out, batches, strict=True))  # the same objects, not copies
+    assert list(EarlyStart(iter([]))) == []
+
+
+def test_early_start_raises_the_first_batchs_error_in_the_consumer():
+    def broken():
+        raise FileNotFoundError("shard 3 is gone")
+        yield
+
+    early = EarlyStart(broken())
+    with pytest.raises(FileNotFoundError, match="shard 3 is gone"):
+        next(iter(early))
 
 
 def test_prefetch_depth_is_a_checked_config_key():

@@ -10,6 +10,7 @@ host. The pixels stay uint8 until the step converts them (``train.runner.to_floa
 from __future__ import annotations
 
 import collections
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,6 +22,7 @@ TRAIN_COLUMNS = ("task_id", "work_s", "lr", "hr")  # all a train worker reads of
 PIXELS = ("lr", "hr")  # what goes to the device; the rest stays on the host (bookkeeping)
 
 Batch = dict[str, torch.Tensor]
+_END = object()
 
 
 def as_tensors(batch: Mapping[str, np.ndarray]) -> Batch:
@@ -85,3 +87,34 @@ class DeviceFeed:
                     batch[k].record_stream(current)  # the side stream's allocator must not reuse it too early
             issue()
             yield batch
+
+
+class EarlyStart:
+    """Iterate ``batches`` in order, the first one already asked for: a thread calls ``next`` once, at
+    construction, so a stream's start-up overlaps the caller's own set-up.
+
+    A train worker makes one before it builds its model, restores the checkpoint and opens its MLflow run:
+    meanwhile Ray Data starts the split coordinator and the degradation actors (each a new process importing
+    its modules) and degrades the first batch. An error in getting that batch is raised by iteration."""
+
+    def __init__(self, batches: Iterable[Mapping[str, np.ndarray]]) -> None:
+        self._source = iter(batches)
+        self._first: object = _END
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._pull, name="blindsr-first-batch", daemon=True)
+        self._thread.start()
+
+    def _pull(self) -> None:
+        try:
+            self._first = next(self._source, _END)
+        except BaseException as e:  # re-raised in the consumer's thread
+            self._error = e
+
+    def __iter__(self) -> Iterator[Mapping[str, np.ndarray]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._first is not _END:
+            first, self._first = self._first, _END  # not kept alive for the whole run
+            yield first  # type: ignore[misc]
+        yield from self._source

@@ -31,7 +31,7 @@ from ray.data import DataIterator
 
 from blindsr.config import Config
 from blindsr.data.actor import DegradeWorker
-from blindsr.data.feed import DeviceFeed
+from blindsr.data.feed import DeviceFeed, EarlyStart
 from blindsr.data.plan import DataPlan, plan_resources, preflight
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,18 @@ def train_dataset(
 
 
 def task_batches(
-    source: DataIterator | ray.data.Dataset, k: int, device: torch.device | str = "cpu", depth: int = 2
+    source: DataIterator | ray.data.Dataset,
+    k: int,
+    device: torch.device | str = "cpu",
+    depth: int = 2,
+    *,
+    start_now: bool = False,
 ) -> DeviceFeed:
     """A consumer's batches of k task rows: numpy straight from Arrow (Ray formats ``depth`` batches ahead in
-    its threads), then tensors without a copy, the pixels on ``device`` (``data.feed.DeviceFeed``)."""
+    its threads), then tensors without a copy, the pixels on ``device`` (``data.feed.DeviceFeed``).
+    ``start_now``: the stream starts now, not at the first ``next`` (``data.feed.EarlyStart``)."""
     numpy = source.iter_batches(batch_size=k, batch_format="numpy", prefetch_batches=depth)
-    return DeviceFeed(numpy, device, depth)
+    return DeviceFeed(EarlyStart(numpy) if start_now else numpy, device, depth)
 
 
 class DataMeter:

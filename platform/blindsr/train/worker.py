@@ -75,6 +75,9 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         if world > 1 and family_of(model) is Family.CONTRASTIVE:
             model.encoder.key_gather = all_gather_cat  # one MoCo queue across ranks, as with DDP + gathered keys
 
+    # The stream starts first: its start-up (new processes importing their modules) overlaps the set-up below.
+    shard = ray.train.get_dataset_shard("train")
+    batches = task_batches(shard, cfg.data.tasks_per_step, device, cfg.data.prefetch_batches, start_now=True)
     saved = _read(config["resume"], config["resume_step"])
     trainer = build_trainer(cfg, device, rank=rank, saved=saved, adapt=adapt)
     model, step_fn = trainer.model, trainer.step
@@ -94,8 +97,6 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             tracker.artifact(save_yaml(cfg, Path(tmp) / "config.yaml"))
 
-    shard = ray.train.get_dataset_shard("train")
-    batches = task_batches(shard, cfg.data.tasks_per_step, device, cfg.data.prefetch_batches)
     meter = DataMeter(batches, actors=config["actors"], consumers=world)
     loop_batches = training_batches(meter, cfg.scaling.degrade_on)  # degraded here first with degrade_on: trainer
 
