@@ -5,21 +5,26 @@ the bicubic filter never see a crop border; the margin is dropped after down-sam
 equals the corresponding region of the whole image's LR. Augmentation (the 8 flips/90° rotations,
 albumentations ``D4``) is applied to the HR window before degradation; the degradation is the same for
 every patch of the task.
+
+torch, albumentations and the degradation pipeline load when a sampler is made, not with this module: a Ray
+process that only unpickles the ``DegradeWorker`` class or a task row (Ray Data's split coordinator, Ray
+Train's dataset manager) then starts without importing torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import numpy as np
-import torch
 
 from blindsr.config import DegradationConfig
 from blindsr.data.sources import ImagePool
-from blindsr.degradations.pipeline import degrade
 from blindsr.degradations.sampling import sample_spec
 from blindsr.degradations.spec import DegradationSpec
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -83,9 +88,15 @@ class TaskSampler:
                 f"{len(small)} images of {pool.origin} are smaller than the {self.hr_size} px HR patch "
                 f"(e.g. {small[0]}); load the pool with min_size={self.hr_size}"
             )
+        import albumentations  # here, not at the top: see the module's docstring
+        import torch
+
+        from blindsr.degradations.pipeline import degrade
+
+        self._torch, self._degrade = torch, degrade
         self.augment, self.same_augment = augment, same_augment
-        self.device, self.window = torch.device(device), window
-        self._d4 = A.Compose([A.D4(p=1.0)]) if augment else None
+        self.device, self.window = self._torch.device(device), window
+        self._d4 = albumentations.Compose([albumentations.D4(p=1.0)]) if augment else None
 
     def _augment(self, window: np.ndarray, seed: int) -> np.ndarray:
         self._d4.set_random_seed(seed)
@@ -113,8 +124,8 @@ class TaskSampler:
         if self.window:
             hr = np.stack(windows).transpose(0, 3, 1, 2).copy()  # (n, 3, P+2w, P+2w)
             return Task(lr=None, hr=hr, spec=spec, image_id=img.id, window=cut)
-        batch = torch.from_numpy(np.stack(windows)).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
-        lr = degrade(batch, spec, margin=margin)
+        batch = self._torch.from_numpy(np.stack(windows)).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
+        lr = self._degrade(batch, spec, margin=margin)
         hr = batch[..., margin : margin + self.hr_size, margin : margin + self.hr_size]
         return Task(lr=lr.cpu().numpy(), hr=hr.contiguous().cpu().numpy(), spec=spec, image_id=img.id)
 
