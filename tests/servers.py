@@ -5,6 +5,7 @@ so a test never takes down another Ray runtime on the machine (``ray stop`` woul
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -22,6 +23,21 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 RAY = str(BIN / "ray")
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, restored afterwards (also outside a test, in a session fixture)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def free_port() -> int:
@@ -216,8 +232,8 @@ class MlflowServer:
     cluster/mlflow/docker-compose.yaml does: default permission READ, an admin whose password is made here,
     and :meth:`add_user` to create users through ``jobs/mlflow_users.py``."""
 
-    def __init__(self, backend: str, artifacts: Path, auth_db: str | None = None) -> None:
-        self.backend, self.artifacts, self.auth_db = backend, artifacts, auth_db
+    def __init__(self, backend: str, artifacts: Path, auth_db: str | None = None, workers: int = 2) -> None:
+        self.backend, self.artifacts, self.auth_db, self.workers = backend, artifacts, auth_db, workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -229,7 +245,7 @@ class MlflowServer:
         args = [
             str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend, "--serve-artifacts",
             "--artifacts-destination", self.artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", "2",
+            "--workers", str(self.workers),
             # uvicorn restarts a worker that does not answer its supervisor's ping within 5 s: on a loaded
             # 2-core machine a worker still importing MLflow misses it, and the server never comes up
             "--uvicorn-opts", "--timeout-worker-healthcheck 120",
@@ -242,6 +258,7 @@ class MlflowServer:
                 "[mlflow]\ndefault_permission = READ\n"
                 f"database_uri = {self.auth_db}\nadmin_username = {self.admin['MLFLOW_TRACKING_USERNAME']}\n"
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                "auth_cache_ttl_seconds = 60\n"  # as the compose file: one scrypt check a minute, not per request
             )
             env |= {
                 "MLFLOW_AUTH_CONFIG_PATH": str(ini),
@@ -261,19 +278,21 @@ class MlflowServer:
     def add_user(self, name: str, role: str) -> dict[str, str]:
         """Create user ``name`` with ``role`` (``train``/``read``) as the admin, through ``jobs/mlflow_users.py``;
         returns the environment variables that log in as that user."""
+        from helpers import job  # the job's main, in this process (a subprocess spends seconds importing)
+
         login = {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(16)}
-        env = {**os.environ, **self.admin, "BLINDSR_USER_PASSWORD": login["MLFLOW_TRACKING_PASSWORD"]}
-        done = subprocess.run(
-            [sys.executable, "jobs/mlflow_users.py", "--tracking-uri", self.url, "add", name, "--role", role],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"mlflow_users.py add {name} failed:\n{done.stdout}{done.stderr[-3000:]}")
+        env = {**self.admin, "BLINDSR_USER_PASSWORD": login["MLFLOW_TRACKING_PASSWORD"]}
+        err = io.StringIO()
+        with patched_environ(env), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            rc = job("mlflow_users").main(["--tracking-uri", self.url, "add", name, "--role", role])
+        if rc != 0:
+            raise RuntimeError(f"mlflow_users.py add {name} failed ({rc}):\n{err.getvalue()[-3000:]}")
         return login
 
     def stop(self) -> None:
+        """Stop it as a crash or an outage would: no graceful shutdown (uvicorn's takes seconds)."""
         if self.proc is not None and self.proc.poll() is None:
-            kill_tree({self.proc.pid})
+            kill_tree({self.proc.pid}, grace=0.2)
         self.proc = None
 
 

@@ -369,6 +369,7 @@ def test_compose_runs_the_authentication_app_with_its_own_database(tmp_path):
         cfg = read_auth_config()
     assert cfg.default_permission == "READ" and cfg.admin_username == "admin"
     assert cfg.database_uri == "postgresql://mlflow:pg-pass@postgres:5432/mlflow_auth"
+    assert cfg.auth_cache_ttl_seconds == 60  # one password check a minute, not one per logging request
 
 
 @pytest.mark.parametrize("path", [RAYCLUSTER, RAYJOB], ids=lambda p: p.name)
