@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-# Ray Train's preemption watcher (one actor per training run, polling for spot-node notices) has nothing to
-# watch on this machine; every Ray runtime and job the tests start inherits this.
+# Every Ray runtime and job the tests start inherits these. Ray Train's preemption watcher (one actor per
+# training run, polling for spot-node notices) has nothing to watch on this machine. Its controller polls the
+# train workers every 2 s, and a worker's ray.train.report (each checkpoint) waits for the poll that takes the
+# previous one: the tests' short runs checkpoint every few steps, so they poll 10× as often.
 os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

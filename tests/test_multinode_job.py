@@ -18,6 +18,7 @@ import mlflow
 import pytest
 import yaml
 
+from helpers import job
 from servers import RAY, ROOT, RayCluster, secret_in_run
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -55,7 +56,7 @@ def actor_logs(node: Path, kind: str) -> int:
     )
 
 
-def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_server, tmp_path, login):
+def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_server, tmp_path, login, capsys):
     runtime_env = yaml.safe_load((ROOT / "cluster" / "runtime_env.yaml").read_text())
     runtime_env["env_vars"]["MLFLOW_TRACKING_URI"] = tracking_server.url  # the file's, pointed at this server
     trainer = tracking_server.logins["trainer"]  # the nodes have no credentials: only the job's runtime env
@@ -66,7 +67,7 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
     cmd = [
         RAY, "job", "submit", f"--address={two_nodes.dashboard}", "--working-dir", ".", "--runtime-env", str(env_file),
         "--", sys.executable, "jobs/train_cmdsr.py", "--preset", "smoke", "--name", "two-nodes",
-        "--set", "train.steps=16", "--set", "scaling.num_workers=2", "--set", "scaling.placement_strategy=SPREAD",
+        "--set", "train.steps=8", "--set", "scaling.num_workers=2", "--set", "scaling.placement_strategy=SPREAD",
         "--set", "scaling.degrade_actors=2", "--set", f"train.storage_path={shared}",
     ]  # fmt: skip
     for _ in range(10):  # the head's job agent registers a few seconds after `ray start` returns
@@ -75,7 +76,7 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
             break
         time.sleep(2)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
-    assert "succeeded" in done.stdout and "finished at step 16" in done.stdout, done.stdout[-4000:]
+    assert "succeeded" in done.stdout and "finished at step 8" in done.stdout, done.stdout[-4000:]
 
     nodes = {n["node_id"]: n for n in ray_list(two_nodes, "nodes")}
     assert sorted(label for n in nodes.values() for label in n["resources_total"] if label in NODE_LABELS) == sorted(
@@ -101,11 +102,6 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
     assert password not in done.stdout + done.stderr  # the job's log
     model = f"models:/cmdsr_x2/{version}"
     assert secret_in_run(client, run_id, password, tmp_path / "artifacts", models=(model,)) == []
-    shown = subprocess.run(
-        [sys.executable, "jobs/models.py", "--tracking-uri", tracking_server.url, "show", "cmdsr_x2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert shown.returncode == 0 and f"run {run_id}" in shown.stdout, shown.stdout + shown.stderr
+    capsys.readouterr()
+    assert job("models").main(["--tracking-uri", tracking_server.url, "show", "cmdsr_x2"]) == 0
+    assert f"run {run_id}" in capsys.readouterr().out

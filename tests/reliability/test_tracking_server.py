@@ -4,8 +4,6 @@ logged; a server that is back gets the rest and the run's end; after a restart t
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +17,8 @@ from blindsr.config import Config, build_config
 from blindsr.tracking import Tracker
 from blindsr.train.launch import fit
 from faults import Gate, PauseAt
-from servers import ROOT, MlflowServer
+from helpers import job
+from servers import MlflowServer
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -65,17 +64,13 @@ def smoke(name: str, url: str, *overrides: str) -> Config:
     return cfg
 
 
-def models_list(url: str) -> list[list[str]]:
+def models_list(url: str, capsys: pytest.CaptureFixture[str]) -> list[list[str]]:
     """The rows of ``jobs/models.py list``: model, version, aliases, val psnr_y, created, run."""
-    done = subprocess.run(
-        [sys.executable, "jobs/models.py", "--tracking-uri", url, "list"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    lines = [line for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    capsys.readouterr()
+    rc = job("models").main(["--tracking-uri", url, "list"])
+    out, err = capsys.readouterr()
+    assert rc == 0, out[-2000:] + err[-2000:]
+    lines = [line for line in out.splitlines() if line.startswith("| ")][1:]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
@@ -99,13 +94,14 @@ def operate(steps: list[tuple[Gate, Callable[[], object]]]) -> threading.Thread:
     return thread
 
 
-def test_server_outage_during_and_at_the_end_of_a_run(postgres_database, tmp_path, monkeypatch):
+def test_server_outage_during_and_at_the_end_of_a_run(postgres_database, tmp_path, monkeypatch, capsys):
     """The server stops after step 2 and is back after step 5 (gates, not timers): training goes on, logging
     resumes, the run ends FINISHED with what was lost named. Resumed by name to 12 steps, the run loses the
     server for good after step 10: it finishes, says what was not logged, and the registry is what it was."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refused connection fails at once, no back-off:
-    server = MlflowServer(postgres_database("outage"), tmp_path / "artifacts").start()  # (the workers inherit it)
+    # a refused connection fails at once, no back-off (the Ray workers started below inherit it)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = MlflowServer(postgres_database("outage"), tmp_path / "artifacts", workers=1).start()
     ray.init(address="local", num_cpus=4, include_dashboard=False)
     try:
         client = mlflow.MlflowClient(server.url)
@@ -126,7 +122,7 @@ def test_server_outage_during_and_at_the_end_of_a_run(postgres_database, tmp_pat
         assert logged == {1, 2, 6, 7, 8}  # logging resumed at the first step after the server came back
         assert worker_warnings(f"MLflow tracking at {server.url} failed") == 1  # warned once
 
-        before = models_list(server.url)
+        before = models_list(server.url, capsys)
         gone = Gate(tmp_path, "gone")
         operator = operate([(gone, server.stop)])
         lost = fit(smoke("outage", server.url, "train.steps=12"), tmp_path, hooks=[PauseAt(10, gone)])
@@ -141,7 +137,7 @@ def test_server_outage_during_and_at_the_end_of_a_run(postgres_database, tmp_pat
     assert "model and registry" in lost.tracking and "run end" in lost.tracking, lost.tracking
     server.start()  # the same database behind a new server process
     try:
-        after = models_list(server.url)
+        after = models_list(server.url, capsys)
         history = [m.step for m in client.get_metric_history(outcome.run_id, "val/psnr_y")]
     finally:
         server.stop()
