@@ -20,24 +20,11 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
 RAY = str(BIN / "ray")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@contextlib.contextmanager
-def patched_environ(values: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``values`` set, restored afterwards (also outside a test, in a session fixture)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def free_port() -> int:
@@ -283,7 +270,13 @@ class MlflowServer:
         login = {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(16)}
         env = {**self.admin, "BLINDSR_USER_PASSWORD": login["MLFLOW_TRACKING_PASSWORD"]}
         err = io.StringIO()
-        with patched_environ(env), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        with (
+            pytest.MonkeyPatch.context() as mp,
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(err),
+        ):
+            for var, value in env.items():
+                mp.setenv(var, value)
             rc = job("mlflow_users").main(["--tracking-uri", self.url, "add", name, "--role", role])
         if rc != 0:
             raise RuntimeError(f"mlflow_users.py add {name} failed ({rc}):\n{err.getvalue()[-3000:]}")

@@ -88,14 +88,11 @@ class TaskSampler:
                 f"{len(small)} images of {pool.origin} are smaller than the {self.hr_size} px HR patch "
                 f"(e.g. {small[0]}); load the pool with min_size={self.hr_size}"
             )
-        import albumentations  # here, not at the top: see the module's docstring
+        import albumentations  # here and in sample(), not at the top: see the module's docstring
         import torch
 
-        from blindsr.degradations.pipeline import degrade
-
-        self._torch, self._degrade = torch, degrade
         self.augment, self.same_augment = augment, same_augment
-        self.device, self.window = self._torch.device(device), window
+        self.device, self.window = torch.device(device), window
         self._d4 = albumentations.Compose([albumentations.D4(p=1.0)]) if augment else None
 
     def _augment(self, window: np.ndarray, seed: int) -> np.ndarray:
@@ -124,8 +121,12 @@ class TaskSampler:
         if self.window:
             hr = np.stack(windows).transpose(0, 3, 1, 2).copy()  # (n, 3, P+2w, P+2w)
             return Task(lr=None, hr=hr, spec=spec, image_id=img.id, window=cut)
-        batch = self._torch.from_numpy(np.stack(windows)).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
-        lr = self._degrade(batch, spec, margin=margin)
+        import torch
+
+        from blindsr.degradations.pipeline import degrade
+
+        batch = torch.from_numpy(np.stack(windows)).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
+        lr = degrade(batch, spec, margin=margin)
         hr = batch[..., margin : margin + self.hr_size, margin : margin + self.hr_size]
         return Task(lr=lr.cpu().numpy(), hr=hr.contiguous().cpu().numpy(), spec=spec, image_id=img.id)
 
