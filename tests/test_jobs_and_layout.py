@@ -1,4 +1,5 @@
-"""Entry scripts run as users run them; package layout invariants hold."""
+"""Entry scripts (run as users run them where the process matters, their ``main`` in this process otherwise);
+package layout invariants hold."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("preset", "rows"), [("cmdsr_train", 3), ("cdsr9", 9), ("cmdsr", 3)])
-def test_preview_job_writes_a_grid(tmp_path, preset, rows):
-    res = run("jobs/preview_degradations.py", "--preset", preset, "--tasks", "3", "--out", str(tmp_path))
-    assert res.returncode == 0, res.stderr
+def test_preview_job_writes_a_grid(tmp_path, preset, rows, capsys):
+    from helpers import job
+
+    assert job("preview_degradations").main(["--preset", preset, "--tasks", "3", "--out", str(tmp_path)]) == 0
     png = next(tmp_path.glob("*.png"))
     grid = np.asarray(Image.open(png))
     assert grid.shape[1] == 3 * 192 + 16 and grid.shape[0] > rows * 192
-    assert res.stdout.count("task ") == rows
+    assert capsys.readouterr().out.count("task ") == rows
 
 
 def test_preview_job_reports_bad_input(tmp_path):
@@ -57,10 +59,23 @@ def test_preview_job_reports_bad_input(tmp_path):
         ),
     ],
 )
-def test_training_jobs_reject_bad_configs_before_starting_ray(job, args, message):
-    res = run(f"jobs/{job}", "--preset", "smoke", *args)
-    assert res.returncode == 2 and message in res.stderr, res.stderr[-2000:]
-    assert "Traceback" not in res.stderr
+def test_training_jobs_reject_bad_configs_before_starting_ray(job, args, message, capsys):
+    """In this process (a subprocess per case spends seconds importing; the next test runs one as users do)."""
+    import ray
+
+    from blindsr.train.cli import main
+
+    assert main(job.removeprefix("train_").removesuffix(".py"), "", ["--preset", "smoke", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: "), err
+    assert not ray.is_initialized()
+
+
+def test_a_training_job_run_as_users_run_it_exits_2_with_one_line():
+    res = run("jobs/train_cmdsr.py", "--preset", "smoke", "--set", "train.steps=-3")
+    assert res.returncode == 2 and res.stderr == "error: train.steps in --set: must be >= 1, got -3\n", res.stderr[
+        -2000:
+    ]
 
 
 def test_platform_folder_never_shadows_the_stdlib():
