@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import ray
 from ray.tune.search.variant_generator import generate_variants
 
 from blindsr.data.plan import DataPlanError, trial_share
@@ -119,46 +118,3 @@ def test_asha_rungs_sit_on_validation_steps():
     assert (asha._time_attr, asha._max_t, asha._reduction_factor) == ("step", 501, 3)  # 501: see scheduler()
     assert asha._brackets[0]._rungs[-1][0] == 100  # the first rung: the first validation
     assert scheduler(load_space(SPACES / "cmdsr_t8_t0.yaml"), space.config("demo")) is None
-
-
-# ---------------------------------------------------------------------------------------------------
-# a real sweep
-# ---------------------------------------------------------------------------------------------------
-
-ASHA = """
-title: "test sweep: ASHA stops a hopeless trial"
-family: cmdsr
-base: {scaling.num_workers: 1, train.steps: 8}
-rows:
-  - {label: "learns", set: {optim.lr: 2.0e-3, optim.lr_condition: 2.0e-3}}
-  - {label: "frozen", set: {optim.lr: 1.0e-12, optim.lr_condition: 1.0e-12}}
-scheduler: {asha: {grace_fraction: 0.5, reduction_factor: 3}}
-evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
-"""
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_asha_stops_the_trial_that_falls_behind_at_the_first_rung(tmp_path, monkeypatch, capsys):
-    """One trial at a time, so the order is fixed: the frozen trial reaches the step-4 rung below the one that
-    learns, and ASHA stops it there; the one that learns trains all 8 steps."""
-    from blindsr.tune import run_sweep
-
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    space = load_space(write(tmp_path, ASHA))
-    ray.init(address="local", num_cpus=4, include_dashboard=True)  # state API: see ensure_ray
-    try:
-        outcome = run_sweep(space, "smoke", name="asha", project_dir=tmp_path, max_concurrent=1)
-    finally:
-        ray.shutdown()
-    learns, frozen = outcome.trials
-    assert (learns["row"], learns["status"], learns["step"]) == ("learns", "finished", 8)
-    assert (frozen["row"], frozen["status"], frozen["step"]) == ("frozen", "stopped early", 4), frozen
-    assert frozen["val"] < dict(learns["history"])[4]
-    lines = capsys.readouterr().out.splitlines()  # the console: one line per trial event, the best so far
-    ids = {t["row"]: t["trial"].split("_", 1)[-1] for t in outcome.trials}
-    assert sum(line.endswith(" started") and "[learns]" in line for line in lines) == 1, lines
-    finished = [line for line in lines if "[learns] finished: val/psnr_y " in line]
-    assert len(finished) == 1 and "(best so far: trial " in finished[0], lines
-    assert any("[frozen] stopped early at step 4/8 (val " in line for line in lines), lines
-    assert not any("frozen" in line and "finished" in line for line in lines) and ids, lines
