@@ -146,13 +146,18 @@ class TruncateNewestAndRaise(LoopHook):
 
 
 class PauseAt(LoopHook):
-    """Rank 0 stops after step ``step`` at ``gate`` until the test opens it."""
+    """Rank 0 stops after step ``step`` at ``gate`` until the test opens it; with ``when``, only in a run whose
+    flattened config contains it."""
 
-    def __init__(self, step: int, gate: Gate) -> None:
-        self.step, self.gate = step, gate
+    def __init__(self, step: int, gate: Gate, when: Mapping[str, Any] | None = None) -> None:
+        self.step, self.gate, self.when, self.armed = step, gate, dict(when or {}), True
+
+    def begin(self, cfg: Config, start: int, rank: int) -> None:
+        flat = flatten(cfg)
+        self.armed = all(flat.get(k) == v for k, v in self.when.items())
 
     def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
-        if step == self.step and rank == 0:
+        if self.armed and step == self.step and rank == 0:
             self.gate.pause()
 
 

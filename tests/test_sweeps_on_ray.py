@@ -1,8 +1,8 @@
 """Real sweeps on one local Ray session (Ray told it has 24 CPUs, so nothing but the scheduler limits them; the
 dashboard on for the state API, see ``ensure_ray``), tracked by real MLflow stores.
 
-ASHA: two trials one at a time, so the order is fixed; the frozen one reaches the first rung below the one that
-learns and is stopped there. The console has one line per trial event.
+ASHA: two trials at once, ordered at the first rung by a gate (not a timer); the frozen one reaches that rung
+below the one that learns and is stopped there. The console has one line per trial event.
 
 Load and recovery: 4 smoke trials all running at once on this 2-core machine, each with its TorchTrainer, train
 worker, degradation actor and Ray Data read tasks, tracked over HTTP on the PostgreSQL-backed MLflow server. One
@@ -18,11 +18,12 @@ import json
 import mlflow
 import pytest
 import ray
+from ray import tune
 
 from blindsr.report import write_report
 from blindsr.space import load_space
-from blindsr.tune import SweepError, run_sweep
-from faults import Barrier, RaiseAt
+from blindsr.tune import ROW, SweepError, run_sweep
+from faults import Barrier, Gate, PauseAt, RaiseAt
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -53,13 +54,28 @@ evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
 """
 
 
+class OpenAfterResult(tune.Callback):
+    """Opens ``gate`` once Tune on this driver has processed a result of row ``row`` at ``step`` or later. Tune
+    hands a result to the scheduler before its callbacks, so by then ASHA has ranked it."""
+
+    def __init__(self, gate: Gate, row: str, step: int) -> None:
+        self.gate, self.row, self.step = gate, row, step
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if trial.config.get(ROW) == self.row and result.get("step", 0) >= self.step:
+            self.gate.open()
+
+
 def test_asha_stops_the_trial_that_falls_behind_at_the_first_rung(tmp_path, capsys):
-    """One trial at a time, so the order is fixed: the frozen trial reaches the step-4 rung below the one that
-    learns, and ASHA stops it there; the one that learns trains all 8 steps."""
+    """Both trials at once, in a fixed order at the rung: the frozen one waits after step 3 until ASHA has ranked
+    the one that learns at the step-4 rung, then reaches that rung below it and is stopped there; the one that
+    learns trains all 8 steps."""
     (tmp_path / "asha.yaml").write_text(ASHA)
+    ranked = Gate(tmp_path, "learns-ranked")
     outcome = run_sweep(
-        load_space(tmp_path / "asha.yaml"), "smoke", name="asha", project_dir=tmp_path, max_concurrent=1
-    )
+        load_space(tmp_path / "asha.yaml"), "smoke", name="asha", project_dir=tmp_path, max_concurrent=2,
+        hooks=[PauseAt(3, ranked, when={"optim.lr": 1.0e-12})], callbacks=[OpenAfterResult(ranked, "learns", 4)],
+    )  # fmt: skip
     learns, frozen = outcome.trials
     assert (learns["row"], learns["status"], learns["step"]) == ("learns", "finished", 8)
     assert (frozen["row"], frozen["status"], frozen["step"]) == ("frozen", "stopped early", 4), frozen

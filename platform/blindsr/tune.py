@@ -203,9 +203,11 @@ def run_sweep(
     bench_root: str | None = None,
     max_concurrent: int | None = None,
     hooks: Sequence[LoopHook] = (),
+    callbacks: Sequence[tune.Callback] = (),
 ) -> SweepOutcome:
     """Run (or with ``resume`` continue) the sweep ``space`` at ``budget``; write and log its results table.
-    ``hooks`` run in every trial's training loop (the reliability tests' fault injection)."""
+    ``hooks`` run in every trial's training loop (the reliability tests' fault injection); ``callbacks`` are
+    Tune callbacks on this driver, after the console's (a resumed sweep keeps those it started with)."""
     project = Path(project_dir or Path.cwd()).resolve()
     cfg = resolve_paths(space.config(budget, [*SWEEP_DEFAULTS, *(overrides or [])]), project)
     name = name or f"{space.name}-{budget}"
@@ -270,7 +272,7 @@ def run_sweep(
                 name=name,
                 storage_path=cfg.train.storage_path,
                 verbose=2 if console.verbose() else 0,  # Tune's status tables only with --verbose
-                callbacks=[TrialLines(space.metric, space.mode, cfg.train.steps, ROW, (STATIC, ROW))],
+                callbacks=[TrialLines(space.metric, space.mode, cfg.train.steps, ROW, (STATIC, ROW)), *callbacks],
             ),
         )
     grid = tuner.fit()
