@@ -59,6 +59,12 @@ def _poll(condition, what: str, guard: float = GUARD_S) -> None:
         time.sleep(0.05)
 
 
+def _matches(cfg: Config, when: Mapping[str, Any]) -> bool:
+    """Whether the flattened ``cfg`` holds every ``key: value`` of ``when`` (a hook's target run)."""
+    flat = flatten(cfg)
+    return all(flat.get(k) == v for k, v in when.items())
+
+
 def _once(marker: Path) -> bool:
     """True for the first caller across all processes (atomic create of ``marker``)."""
     try:
@@ -114,8 +120,7 @@ class RaiseAt(LoopHook):
         self.step, self.when, self.armed = step, dict(when or {}), False
 
     def begin(self, cfg: Config, start: int, rank: int) -> None:
-        flat = flatten(cfg)
-        self.armed = start == 0 and all(flat.get(k) == v for k, v in self.when.items())
+        self.armed = start == 0 and _matches(cfg, self.when)
 
     def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
         if self.armed and step == self.step:
@@ -153,8 +158,7 @@ class PauseAt(LoopHook):
         self.step, self.gate, self.when, self.armed = step, gate, dict(when or {}), True
 
     def begin(self, cfg: Config, start: int, rank: int) -> None:
-        flat = flatten(cfg)
-        self.armed = all(flat.get(k) == v for k, v in self.when.items())
+        self.armed = _matches(cfg, self.when)
 
     def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
         if self.armed and step == self.step and rank == 0:
