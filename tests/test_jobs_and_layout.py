@@ -73,9 +73,8 @@ def test_training_jobs_reject_bad_configs_before_starting_ray(job, args, message
 
 def test_a_training_job_run_as_users_run_it_exits_2_with_one_line():
     res = run("jobs/train_cmdsr.py", "--preset", "smoke", "--set", "train.steps=-3")
-    assert res.returncode == 2 and res.stderr == "error: train.steps in --set: must be >= 1, got -3\n", res.stderr[
-        -2000:
-    ]
+    want = "error: train.steps in --set: must be >= 1, got -3\n"
+    assert res.returncode == 2 and res.stderr == want, res.stderr[-2000:]
 
 
 def test_platform_folder_never_shadows_the_stdlib():
