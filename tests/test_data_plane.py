@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -224,6 +225,21 @@ def test_plan_that_cannot_fit_says_what_to_change():
         plan_resources(ScalingConfig(degrade_gpu_fraction=0.5, degrade_actors=3, use_gpu=False), {"CPU": 16, "GPU": 1})
 
 
+@pytest.mark.parametrize(
+    "num_tasks, batch, actors",
+    [(400, 4, 1), (12, 4, 1), (20, 4, 2), (9, 4, 2), (3, 4, 1), (100, 64, 2), (96, 32, 1), (15_520_000, 32, 4)],
+)
+def test_read_blocks_are_whole_actor_calls(num_tasks, batch, actors):
+    from blindsr.data.stream import MAX_READ_BLOCKS, ROWS_PER_BLOCK, rows_per_block
+
+    rows = rows_per_block(num_tasks, batch, actors)
+    blocks = math.ceil(num_tasks / rows)
+    assert rows % batch == 0 and blocks <= MAX_READ_BLOCKS
+    assert rows <= ROWS_PER_BLOCK or math.ceil(num_tasks / (rows - batch)) > MAX_READ_BLOCKS  # as small as it can
+    if num_tasks >= 2 * actors * batch:
+        assert blocks >= 2 * actors  # every actor has a next block while it makes one
+
+
 def test_gpu_fraction_builds_the_gpu_request():
     from blindsr.data.plan import plan_resources
     from blindsr.data.stream import map_kwargs
@@ -289,9 +305,10 @@ def test_val_stream_is_identical_across_runs(ray_session, folder):
     """Two runs, and even two pool sizes (so other actors make each row), give the same rows in the same order."""
     from blindsr.data.stream import build_dataset
 
-    runs = [collect(build_dataset(small_cfg(str(folder), f"scaling.degrade_actors={a}"), "val", 8)) for a in (2, 1)]
+    # 9 rows: read blocks of whole actor calls (4 ids) are 12 ids, cut to 9 (build_dataset's limit)
+    runs = [collect(build_dataset(small_cfg(str(folder), f"scaling.degrade_actors={a}"), "val", 9)) for a in (2, 1)]
     first, second = ({k: np.concatenate([b[k] for b in run]) for k in run[0]} for run in runs)
-    assert first["task_id"].tolist() == list(range(8))  # in task order
+    assert first["task_id"].tolist() == list(range(9))  # in task order, none made twice or left out
     for name in first:
         if name != "work_s":
             assert np.array_equal(first[name], second[name]), name

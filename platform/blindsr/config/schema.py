@@ -34,7 +34,7 @@ class DataConfig:
     # how a task row is cut: "task" = CMDSR, n patches of one image sharing one degradation; "pair" = CDSR/DASR,
     # patch 0 is the MoCo query and patches 1.. its keys, made as moco_positive says
     sampler: Literal["task", "pair"] = "task"
-    prefetch_batches: int = 2  # batches a train worker fetches ahead (Ray's formatting; on CUDA the copies too)
+    prefetch_batches: int = 2  # stream blocks a train worker fetches ahead, and on CUDA batches copied ahead
 
     def problems(self) -> list[tuple[str, str]]:
         return [

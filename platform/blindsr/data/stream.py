@@ -24,10 +24,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
+import pyarrow as pa
 import ray
 import ray.data
 import torch
 from ray.data import DataIterator
+from ray.data.block import BlockAccessor
 
 from blindsr.config import Config
 from blindsr.data.actor import DegradeWorker
@@ -54,6 +57,16 @@ def map_kwargs(plan: DataPlan) -> dict[str, Any]:
     return kwargs
 
 
+def rows_per_block(num_tasks: int, batch: int, actors: int) -> int:
+    """Task ids per read block: a multiple of the actors' ``batch`` (so each block is whole actor calls, and a
+    consumer's k-row batches are views of one call's output: :class:`KRowBatches`), at most
+    :data:`ROWS_PER_BLOCK` unless that would exceed :data:`MAX_READ_BLOCKS`, and ≥ 2 blocks per actor when the
+    stream has that many actor calls."""
+    calls = min(ROWS_PER_BLOCK // batch, num_tasks // (2 * actors * batch))
+    calls = max(calls, 1, math.ceil(num_tasks / (MAX_READ_BLOCKS * batch)))
+    return calls * batch
+
+
 def build_dataset(
     cfg: Config,
     stream: Literal["train", "val"],
@@ -74,9 +87,12 @@ def build_dataset(
     preflight(cfg.data.source if stream == "train" else cfg.data.val_source)
     plan = plan or plan_resources(cfg.scaling, ray.cluster_resources())
     batch = min(cfg.data.tasks_per_step, ROWS_PER_BLOCK)
-    rows = max(batch, min(ROWS_PER_BLOCK, math.ceil(num_tasks / (2 * plan.actors))))  # ≥ 2 blocks per actor
-    blocks = min(MAX_READ_BLOCKS, math.ceil(num_tasks / rows))
-    ds = ray.data.range(num_tasks, override_num_blocks=blocks).map_batches(
+    rows = rows_per_block(num_tasks, batch, plan.actors)
+    blocks = math.ceil(num_tasks / rows)
+    # Ray's range splits its ids evenly over the blocks (400 in 7 are 57 each: 14 actor calls of 4 and one of 1,
+    # after which every consumer batch would straddle two calls); whole blocks of ``rows``, then the limit.
+    ids = ray.data.range(blocks * rows, override_num_blocks=blocks)
+    ds = (ids.limit(num_tasks) if blocks * rows > num_tasks else ids).map_batches(
         worker_cls,
         fn_constructor_kwargs={
             "data": cfg.data,
@@ -122,11 +138,40 @@ def task_batches(
     *,
     start_now: bool = False,
 ) -> DeviceFeed:
-    """A consumer's batches of k task rows: numpy straight from Arrow (Ray formats ``depth`` batches ahead in
-    its threads), then tensors without a copy, the pixels on ``device`` (``data.feed.DeviceFeed``).
-    ``start_now``: the stream starts now, not at the first ``next`` (``data.feed.EarlyStart``)."""
-    numpy = source.iter_batches(batch_size=k, batch_format="numpy", prefetch_batches=depth)
+    """A consumer's batches of k task rows: numpy views of the stream's Arrow blocks (Ray fetches ``depth``
+    blocks ahead in its threads; :class:`KRowBatches` slices them), then tensors without a copy, the pixels on
+    ``device`` (``data.feed.DeviceFeed``). ``start_now``: the stream starts now, not at the first ``next``
+    (``data.feed.EarlyStart``)."""
+    blocks = source.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=depth)
+    numpy = KRowBatches(blocks, k)
     return DeviceFeed(EarlyStart(numpy) if start_now else numpy, device, depth)
+
+
+class KRowBatches:
+    """Batches of k rows (the last one may be shorter) cut from ``blocks`` in order, as numpy columns.
+
+    Zero-copy where it can be: a block arrives as one chunk per actor call (``map_batches`` of k rows), so a
+    batch is usually one chunk's rows and its arrays are views of the block. Only a batch that straddles two
+    chunks or two blocks is copied, and only its own rows. Ray's ``iter_batches(batch_size=k)`` instead combines
+    each block's chunks into one copy before slicing it: a copy of every byte in the consumer process.
+
+    An iterable, as Ray's own ``iter_batches`` is: each ``iter`` is a new pass, and a consumer that stops early
+    closes that pass (and Ray's iteration under it) when it drops it."""
+
+    def __init__(self, blocks: Iterable[pa.Table], k: int) -> None:
+        self.blocks, self.k = blocks, k
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        carry: pa.Table | None = None
+        for block in self.blocks:
+            table = block if carry is None else pa.concat_tables([carry, block])  # chunks appended, not copied
+            start = 0
+            while table.num_rows - start >= self.k:
+                yield BlockAccessor.for_block(table.slice(start, self.k)).to_numpy()
+                start += self.k
+            carry = table.slice(start) if start < table.num_rows else None
+        if carry is not None:
+            yield BlockAccessor.for_block(carry).to_numpy()
 
 
 class DataMeter:
