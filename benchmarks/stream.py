@@ -4,7 +4,7 @@ Workload: CMDSR tasks of n = 8 patches, LR 24² at ×4 (HR 96²), the CMDSR trai
 isotropic kernel, MATLAB bicubic, AWGN), k = 4 tasks per batch, the built-in corpus; every actor and the
 consumer use one thread. All in one run:
 
-    python benchmarks/stream.py [--tasks 960] [--steps 100]
+    python benchmarks/stream.py [--tasks 960] [--steps 100] [--pairs 5]
 
 (a) patches/s delivered to a consumer through Ray Data (1 actor) vs baseline: the same DegradeWorker
     called in-process. Both timed from their first batch on (the stream's start-up, mostly the actor's
@@ -12,10 +12,11 @@ consumer use one thread. All in one run:
 (b) the stream with 2 actors vs 1 actor (runs alternated 1, 2, 1, 2; the better of each pair). Goal: ≥ 1.7×.
 (c) steps/s of a small ×4 SR training loop (6 convs, one thread, model step ≫ batch time) fed by the stream
     (1 actor) exactly as a train worker reads it: the training columns only, ``streaming_split`` (the executor
-    runs in Ray's split coordinator, not in the consumer), ``task_batches`` (numpy from Arrow, tensors without
-    a copy) vs baseline: the same batches from a list in memory, run right after; 3 such pairs, the median
-    ratio printed. Goal: streamed ≥ 0.95 of in-memory. The consumer process's CPU per step streamed minus in memory is
-    printed too; on a 2-core machine it includes the step slowing down beside the actor that makes the rows.
+    runs in Ray's split coordinator, not in the consumer), ``task_batches`` (numpy views of the actors' Arrow
+    output, tensors without a copy) vs baseline: the same batches from a list in memory, run right after;
+    ``--pairs`` (5) such pairs, the median ratio printed. Goal: streamed ≥ 0.95 of in-memory. The consumer
+    process's CPU per step streamed minus in memory is printed too; on a 2-core machine it includes the step
+    slowing down beside the actor that makes the rows.
 (d) the consumer alone: the same training rows already made (materialised in the object store), read exactly
     as a worker reads them (``streaming_split`` → ``task_batches``) with no step: the consumer process's CPU
     per batch and per MB (median of 3 passes). Baseline: the same batches from a list (≈ 0). Goal: ≤ 3 ms per MB.
@@ -126,6 +127,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", type=int, default=960, help="tasks per stream in (a) and (b)")
     p.add_argument("--steps", type=int, default=100, help="training steps in (c)")
+    p.add_argument("--pairs", type=int, default=5, help="alternated streamed / in-memory pairs in (c); odd")
     args = p.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("ray").setLevel(logging.ERROR)
@@ -150,7 +152,7 @@ def main() -> None:
     plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
     warm = min(5, args.steps // 4)
     pairs = []  # (streamed steps/s, its CPU s per step, in-memory steps/s, its CPU s per step, data/* metrics)
-    for _ in range(3):  # alternated streamed / in-memory runs; the medians are printed
+    for _ in range(args.pairs):  # alternated streamed / in-memory runs; the medians are printed
         kept: list[dict[str, torch.Tensor]] = []
         shard = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS).streaming_split(1, equal=True)[0]
         meter = DataMeter(task_batches(shard, K, "cpu", depth=2), actors=1)  # as Ray Train hands a worker its shard
@@ -161,14 +163,16 @@ def main() -> None:
         memory = train(iter(kept), args.steps, warm)
         pairs.append((fed, fed_cpu, memory, (time.process_time() - cpu) / args.steps, data))
     ratios = [f / m for f, _, m, _, _ in pairs]
-    fed, fed_cpu, memory, memory_cpu, data = sorted(pairs, key=lambda p: p[0] / p[2])[1]  # the median pair
+    fed, fed_cpu, memory, memory_cpu, data = sorted(pairs, key=lambda p: p[0] / p[2])[
+        len(pairs) // 2
+    ]  # the median pair
     actor_s = sum(float(b["work_s"].sum()) for b in kept) / len(kept)
     mb = sum(v.numel() * v.element_size() for v in kept[0].values()) / 1e6
     overhead = 1e3 * (fed_cpu - memory_cpu)
     print(f"(c) baseline training from memory     : {memory:8.2f} steps/s")
     print(
         f"    training fed by the stream        : {fed:8.2f} steps/s   ratio vs baseline: {fed / memory:.2f}x "
-        f"(median of 3 alternated pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+        f"(median of {len(pairs)} alternated pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
     )
     print(
         f"    (goal >= 0.95x; over the streamed run data/patches_per_s {data['data/patches_per_s']:.0f}, "
