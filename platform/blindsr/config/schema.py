@@ -34,7 +34,7 @@ class DataConfig:
     # how a task row is cut: "task" = CMDSR, n patches of one image sharing one degradation; "pair" = CDSR/DASR,
     # patch 0 is the MoCo query and patches 1.. its keys, made as moco_positive says
     sampler: Literal["task", "pair"] = "task"
-    prefetch_batches: int = 2  # stream blocks a train worker fetches ahead, and on CUDA batches copied ahead
+    prefetch_batches: int = 2  # batches copied ahead to the device on CUDA (Ray fetches the next block on any)
 
     def problems(self) -> list[tuple[str, str]]:
         return [

@@ -138,11 +138,14 @@ def task_batches(
     *,
     start_now: bool = False,
 ) -> DeviceFeed:
-    """A consumer's batches of k task rows: numpy views of the stream's Arrow blocks (Ray fetches ``depth``
-    blocks ahead in its threads; :class:`KRowBatches` slices them), then tensors without a copy, the pixels on
-    ``device`` (``data.feed.DeviceFeed``). ``start_now``: the stream starts now, not at the first ``next``
-    (``data.feed.EarlyStart``)."""
-    blocks = source.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=depth)
+    """A consumer's batches of k task rows: numpy views of the stream's Arrow blocks (Ray fetches the next block,
+    one or more whole batches, ahead in its threads; :class:`KRowBatches` slices them), then tensors without a
+    copy, the pixels on ``device``, ``depth`` batches ahead on CUDA (``data.feed.DeviceFeed``). ``start_now``:
+    the stream starts now, not at the first ``next`` (``data.feed.EarlyStart``).
+
+    One block ahead, not ``depth``: Ray's prefetch window holds back block i until block i + window has been
+    made, so a deeper window only delays every batch (the first one most) and fetches nothing sooner."""
+    blocks = source.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1)
     numpy = KRowBatches(blocks, k)
     return DeviceFeed(EarlyStart(numpy) if start_now else numpy, device, depth)
 
