@@ -129,6 +129,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100, help="training steps in (c)")
     p.add_argument("--pairs", type=int, default=5, help="alternated streamed / in-memory pairs in (c); odd")
     args = p.parse_args()
+    if args.pairs < 1 or args.pairs % 2 == 0:
+        p.error(f"--pairs must be odd and >= 1 (its median is one pair), got {args.pairs}")
     torch.set_num_threads(1)
     logging.getLogger("ray").setLevel(logging.ERROR)
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
@@ -163,9 +165,8 @@ def main() -> None:
         memory = train(iter(kept), args.steps, warm)
         pairs.append((fed, fed_cpu, memory, (time.process_time() - cpu) / args.steps, data))
     ratios = [f / m for f, _, m, _, _ in pairs]
-    fed, fed_cpu, memory, memory_cpu, data = sorted(pairs, key=lambda p: p[0] / p[2])[
-        len(pairs) // 2
-    ]  # the median pair
+    median = sorted(pairs, key=lambda p: p[0] / p[2])[len(pairs) // 2]
+    fed, fed_cpu, memory, memory_cpu, data = median
     actor_s = sum(float(b["work_s"].sum()) for b in kept) / len(kept)
     mb = sum(v.numel() * v.element_size() for v in kept[0].values()) / 1e6
     overhead = 1e3 * (fed_cpu - memory_cpu)
