@@ -72,6 +72,24 @@ def test_augmentation_covers_the_dihedral_group_and_can_be_shared():
     assert len(seen) > 1
 
 
+def test_each_crop_gets_the_flip_albumentations_d4_pipeline_gives_its_seed(rng):
+    """The functional path equals the library's own ``Compose([D4(p=1)])`` seeded per crop, for every seed drawn,
+    on a window with a mirrored margin (rows are the ones made before the pipeline call was taken out)."""
+    import albumentations
+
+    pipeline = albumentations.Compose([albumentations.D4(p=1.0)])
+    sampler = TaskSampler(_gradient_pool(), 8, n=1, scale=2)
+    window = crop_window(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8), 1, 2, 16, 3)  # 22², mirrored at the top
+    seen = set()
+    for seed in rng.integers(2**31 - 1, size=300).tolist():
+        pipeline.set_random_seed(seed)
+        expected = pipeline(image=window)["image"]
+        got = sampler._augment(window, seed)
+        assert np.array_equal(got, expected), seed
+        seen.add(got.tobytes())
+    assert len(seen) == 8  # all eight flips/rotations drawn
+
+
 def test_sampler_validates_pool_and_scale(pool):
     with pytest.raises(ValueError, match="smaller than the 480 px HR patch"):
         TaskSampler(pool, patch_size=120, n=2, scale=4)

@@ -4,7 +4,9 @@ Each HR crop is cut with a context margin (``spec.context()``, a multiple of the
 the bicubic filter never see a crop border; the margin is dropped after down-sampling, so a crop's LR
 equals the corresponding region of the whole image's LR. Augmentation (the 8 flips/90° rotations,
 albumentations ``D4``) is applied to the HR window before degradation; the degradation is the same for
-every patch of the task.
+every patch of the task. Each crop's flip is the one ``Compose([D4(p=1)])`` seeded with the crop's seed
+applies, drawn and applied through albumentations' functional ``d4`` (tested equal): the pipeline call
+costs ≈ 130 µs per crop, and without it an actor makes ≈ 40 % more patches/s at the CMDSR training sizes.
 
 torch, albumentations and the degradation pipeline load when a sampler is made, not with this module: a Ray
 process that only unpickles the ``DegradeWorker`` class or a task row (Ray Data's split coordinator, Ray
@@ -88,16 +90,19 @@ class TaskSampler:
                 f"{len(small)} images of {pool.origin} are smaller than the {self.hr_size} px HR patch "
                 f"(e.g. {small[0]}); load the pool with min_size={self.hr_size}"
             )
-        import albumentations  # here and in sample(), not at the top: see the module's docstring
-        import torch
+        import torch  # here and in sample(), not at the top: see the module's docstring
+        from albumentations.augmentations.geometric.functional import d4
+        from albumentations.core.type_definitions import d4_group_elements
 
         self.augment, self.same_augment = augment, same_augment
         self.device, self.window = torch.device(device), window
-        self._d4 = albumentations.Compose([albumentations.D4(p=1.0)]) if augment else None
+        self._d4, self._d4_elements = d4, d4_group_elements
 
     def _augment(self, window: np.ndarray, seed: int) -> np.ndarray:
-        self._d4.set_random_seed(seed)
-        return self._d4(image=window)["image"]
+        """(H, W, 3) → the D4 image of ``Compose([D4(p=1)])`` after ``set_random_seed(seed)``: D4 draws its
+        element with ``default_rng(seed).choice``, which is ``integers(8)``; a view where a flip allows."""
+        element = self._d4_elements[int(np.random.default_rng(seed).integers(len(self._d4_elements)))]
+        return self._d4(window, element)
 
     def sample(self, rng: np.random.Generator, spec: DegradationSpec) -> Task:
         """One task with the given degradation; all randomness (image, crops, flips) from ``rng``."""
@@ -115,7 +120,7 @@ class TaskSampler:
         windows = []
         for top, left in zip(tops, lefts, strict=True):
             win = crop_window(img.pixels, int(top), int(left), self.hr_size, cut)
-            if self._d4 is not None:
+            if self.augment:
                 win = self._augment(win, shared_seed if self.same_augment else int(rng.integers(2**31 - 1)))
             windows.append(win)
         if self.window:
