@@ -4,7 +4,7 @@ Workload: CMDSR tasks of n = 8 patches, LR 24² at ×4 (HR 96²), the CMDSR trai
 isotropic kernel, MATLAB bicubic, AWGN), k = 4 tasks per batch, the built-in corpus; every actor and the
 consumer use one thread. All in one run:
 
-    python benchmarks/stream.py [--tasks 960] [--steps 100] [--pairs 5]
+    python benchmarks/stream.py [--tasks 960] [--steps 200] [--segment 10]
 
 (a) patches/s delivered to a consumer through Ray Data (1 actor) vs baseline: the same DegradeWorker
     called in-process. Both timed from their first batch on (the stream's start-up, mostly the actor's
@@ -13,10 +13,15 @@ consumer use one thread. All in one run:
 (c) steps/s of a small ×4 SR training loop (6 convs, one thread, model step ≫ batch time) fed by the stream
     (1 actor) exactly as a train worker reads it: the training columns only, ``streaming_split`` (the executor
     runs in Ray's split coordinator, not in the consumer), ``task_batches`` (numpy views of the actors' Arrow
-    output, tensors without a copy) vs baseline: the same batches from a list in memory, run right after;
-    ``--pairs`` (5) such pairs, the median ratio printed. Goal: streamed ≥ 0.95 of in-memory. The consumer
-    process's CPU per step streamed minus in memory is printed too; on a 2-core machine it includes the step
-    slowing down beside the actor that makes the rows.
+    output, tensors without a copy) vs baseline: the same batches replayed from memory by the same loop. One
+    training run alternates the two in segments of ``--segment`` (10) steps, streamed/memory then
+    memory/streamed, ``--steps`` (200) of each: this machine's speed drifts by ±10 % between runs seconds
+    apart (in-memory runs alone), more than the difference measured, and segments a second long share the
+    drift. The actor runs ahead of the loop, so while it works it is beside both kinds of segment (a busy
+    process beside this loop did not change its speed measurably here); ``--segment`` = ``--steps`` gives one
+    whole streamed run, then one in memory. Printed: the median of the segment pairs' ratios (goal: streamed
+    ≥ 0.95 of in-memory), their quartiles and the ratio of the totals; the consumer process's CPU per step
+    streamed minus in memory.
 (d) the consumer alone: the same training rows already made (materialised in the object store), read exactly
     as a worker reads them (``streaming_split`` → ``task_batches``) with no step: the consumer process's CPU
     per batch and per MB (median of 3 passes). Baseline: the same batches from a list (≈ 0). Goal: ≤ 3 ms per MB.
@@ -95,42 +100,67 @@ def make_model() -> nn.Module:
     )
 
 
-def train(batches, steps: int, warm: int) -> float:
-    """Steps/s of L1 training on (k·n, 3, h, w) batches, timed after ``warm`` steps."""
-    model = make_model()
-    opt = torch.optim.Adam(model.parameters(), 1e-4)
-    start = 0.0
-    for step, batch in enumerate(batches):
-        if step == warm:
-            start = time.perf_counter()
+class Loop:
+    """L1 training of :func:`make_model` on (k, n, 3, h, w) batches; ``run`` times a segment of steps."""
+
+    def __init__(self) -> None:
+        self.model = make_model()
+        self.opt = torch.optim.Adam(self.model.parameters(), 1e-4)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> None:
         lr = batch["lr"].flatten(0, 1).float() / 255
         hr = batch["hr"].flatten(0, 1).float() / 255
-        loss = (model(lr) - hr).abs().mean()
-        opt.zero_grad()
+        loss = (self.model(lr) - hr).abs().mean()
+        self.opt.zero_grad()
         loss.backward()
-        opt.step()
-        if step + 1 == steps:
-            break
-    return (steps - warm) / (time.perf_counter() - start)
+        self.opt.step()
+
+    def run(self, batches, steps: int, kept: list | None = None) -> tuple[float, float]:
+        """(wall s, this process's CPU s) of ``steps`` steps on the next batches; each kept when ``kept`` is given."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _, batch in zip(range(steps), batches, strict=False):
+            if kept is not None:
+                kept.append(batch)
+            self.step(batch)
+        return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def keep(meter: DataMeter, kept: list, warm: int):
-    """Yield the metered batches, keeping each (for the in-memory run); restart the meter after ``warm``."""
-    for i, batch in enumerate(meter):
-        if i == warm:
-            meter.metrics()  # leaves the start-up out of the data/* figures
-        kept.append(batch)
-        yield batch
+def alternated(cfg: Config, plan, steps: int, segment: int, warm: int):
+    """(c): one run, streamed and in-memory segments alternated (S M, M S, ...); per pair (streamed wall, CPU,
+    in-memory wall, CPU); the data/* metrics and wait fraction of the streamed segments; a batch's MB."""
+    cfg.train.steps = warm + steps  # the stream's length: read to its end, so Ray's iterator closes while Ray is up
+    shard = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS).streaming_split(1, equal=True)[0]
+    meter = DataMeter(task_batches(shard, K, "cpu", depth=2), actors=1)  # as Ray Train hands a worker its shard
+    stream, loop = iter(meter), Loop()
+    loop.run(stream, warm)  # the stream's start-up and the first steps stay out of the figures
+    meter.metrics()
+    pairs, kept, started = [], [], time.perf_counter()
+    for i in range(steps // segment):
+        if i % 2 == 0:  # streamed first, then the same batches from memory
+            kept = []
+            fed = loop.run(stream, segment, kept)
+            memory = loop.run(iter(kept), segment)
+        else:  # the previous segment's batches from memory first, then the stream
+            memory = loop.run(iter(kept), segment)
+            kept = []
+            fed = loop.run(stream, segment, kept)
+        pairs.append((*fed, *memory))
+    elapsed, data = time.perf_counter() - started, meter.metrics()
+    for _ in stream:  # nothing left after the last segment; this ends the pass
+        pass
+    wait = data["data/wait_frac"] * elapsed / sum(p[0] for p in pairs)
+    mb = sum(v.numel() * v.element_size() for v in kept[0].values()) / 1e6
+    return pairs, data, wait, mb
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", type=int, default=960, help="tasks per stream in (a) and (b)")
-    p.add_argument("--steps", type=int, default=100, help="training steps in (c)")
-    p.add_argument("--pairs", type=int, default=5, help="alternated streamed / in-memory pairs in (c); odd")
+    p.add_argument("--steps", type=int, default=200, help="training steps of each kind in (c)")
+    p.add_argument("--segment", type=int, default=10, help="steps per alternated segment in (c)")
     args = p.parse_args()
-    if args.pairs < 1 or args.pairs % 2 == 0:
-        p.error(f"--pairs must be odd and >= 1 (its median is one pair), got {args.pairs}")
+    if args.segment < 1 or args.steps < args.segment or args.steps % args.segment:
+        p.error(f"--steps must be a positive multiple of --segment, got {args.steps} and {args.segment}")
     torch.set_num_threads(1)
     logging.getLogger("ray").setLevel(logging.ERROR)
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
@@ -150,39 +180,26 @@ def main() -> None:
     print(f"    (goal >= 1.70x; start-up to the first batch: {up1:.1f} s with 1 actor, {up2:.1f} s with 2)")
 
     cfg = workload(1)
-    cfg.train.steps = args.steps
     plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
-    warm = min(5, args.steps // 4)
-    pairs = []  # (streamed steps/s, its CPU s per step, in-memory steps/s, its CPU s per step, data/* metrics)
-    for _ in range(args.pairs):  # alternated streamed / in-memory runs; the medians are printed
-        kept: list[dict[str, torch.Tensor]] = []
-        shard = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS).streaming_split(1, equal=True)[0]
-        meter = DataMeter(task_batches(shard, K, "cpu", depth=2), actors=1)  # as Ray Train hands a worker its shard
-        cpu = time.process_time()
-        fed = train(keep(meter, kept, warm), args.steps, warm)
-        fed_cpu, data = (time.process_time() - cpu) / args.steps, meter.metrics()
-        cpu = time.process_time()
-        memory = train(iter(kept), args.steps, warm)
-        pairs.append((fed, fed_cpu, memory, (time.process_time() - cpu) / args.steps, data))
-    ratios = [f / m for f, _, m, _, _ in pairs]
-    median = sorted(pairs, key=lambda p: p[0] / p[2])[len(pairs) // 2]
-    fed, fed_cpu, memory, memory_cpu, data = median
-    actor_s = sum(float(b["work_s"].sum()) for b in kept) / len(kept)
-    mb = sum(v.numel() * v.element_size() for v in kept[0].values()) / 1e6
-    overhead = 1e3 * (fed_cpu - memory_cpu)
-    print(f"(c) baseline training from memory     : {memory:8.2f} steps/s")
+    pairs, data, wait, mb = alternated(cfg, plan, args.steps, args.segment, warm=5)
+    ratios = sorted(m / f for f, _, m, _ in pairs)  # streamed steps/s over in-memory steps/s, per pair
+    quartile = len(ratios) // 4
+    fed_s, fed_cpu, memory_s, memory_cpu = (sum(p[i] for p in pairs) for i in range(4))
+    overhead = 1e3 * (fed_cpu - memory_cpu) / args.steps
+    print(f"(c) baseline training from memory     : {args.steps / memory_s:8.2f} steps/s")
     print(
-        f"    training fed by the stream        : {fed:8.2f} steps/s   ratio vs baseline: {fed / memory:.2f}x "
-        f"(median of {len(pairs)} alternated pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+        f"    training fed by the stream        : {args.steps / fed_s:8.2f} steps/s   ratio vs baseline: "
+        f"{ratios[len(ratios) // 2]:.2f}x (median of {len(pairs)} alternated pairs of {args.segment} steps; "
+        f"quartiles {ratios[quartile]:.2f}-{ratios[-1 - quartile]:.2f}, totals {memory_s / fed_s:.2f}x)"
     )
     print(
-        f"    (goal >= 0.95x; over the streamed run data/patches_per_s {data['data/patches_per_s']:.0f}, "
-        f"data/wait_frac {data['data/wait_frac']:.2f}, data/actor_util {data['data/actor_util']:.2f})"
+        f"    (goal >= 0.95x; the streamed segments waited {wait:.2f} of their time for a batch, "
+        f"data/consumer_ms {data['data/consumer_ms']:.2f})"
     )
     print(
-        f"    CPU per step: consumer process {1e3 * fed_cpu:.1f} ms streamed vs {1e3 * memory_cpu:.1f} ms in memory "
-        f"= {overhead:.1f} ms for a {mb:.2f} MB batch ({overhead / mb:.1f} ms/MB, with the actor beside it), "
-        f"data/consumer_ms {data['data/consumer_ms']:.2f}; plus {1e3 * actor_s:.0f} ms in the actor making it"
+        f"    CPU per step: consumer process {1e3 * fed_cpu / args.steps:.1f} ms streamed vs "
+        f"{1e3 * memory_cpu / args.steps:.1f} ms in memory = {overhead:.1f} ms for a {mb:.2f} MB batch "
+        f"({overhead / mb:.1f} ms/MB)"
     )
     rows = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS).materialize()
     passes = []
