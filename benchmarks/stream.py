@@ -17,14 +17,17 @@ consumer use one thread. All in one run:
     training run alternates the two in segments of ``--segment`` (10) steps, streamed/memory then
     memory/streamed, ``--steps`` (200) of each: this machine's speed drifts by ±10 % between runs seconds
     apart (in-memory runs alone), more than the difference measured, and segments a second long share the
-    drift. The actor runs ahead of the loop, so while it works it is beside both kinds of segment (a busy
-    process beside this loop did not change its speed measurably here); ``--segment`` = ``--steps`` gives one
-    whole streamed run, then one in memory. Printed: the median of the segment pairs' ratios (goal: streamed
+    drift. The actor runs ahead of the loop, so while it works it is beside both kinds of segment; (e)
+    measures what that costs the step. ``--segment`` = ``--steps`` gives one whole streamed run, then one in
+    memory. Printed: the median of the segment pairs' ratios (goal: streamed
     ≥ 0.95 of in-memory), their quartiles and the ratio of the totals; the consumer process's CPU per step
     streamed minus in memory.
 (d) the consumer alone: the same training rows already made (materialised in the object store), read exactly
     as a worker reads them (``streaming_split`` → ``task_batches``) with no step: the consumer process's CPU
     per batch and per MB (median of 3 passes). Baseline: the same batches from a list (≈ 0). Goal: ≤ 3 ms per MB.
+(e) what (c)'s alternation shares between its segments: the in-memory loop beside a DegradeWorker making rows
+    flat out in its own process vs alone (that process stopped with SIGSTOP), segments alternated as in (c).
+    An actor that keeps up with the step is busy only part of the time (data/actor_util), so this bounds its cost.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import logging  # noqa: E402
+import multiprocessing  # noqa: E402
+import signal  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -149,8 +155,37 @@ def alternated(cfg: Config, plan, steps: int, segment: int, warm: int):
     for _ in stream:  # nothing left after the last segment; this ends the pass
         pass
     wait = data["data/wait_frac"] * elapsed / sum(p[0] for p in pairs)
-    mb = sum(v.numel() * v.element_size() for v in kept[0].values()) / 1e6
-    return pairs, data, wait, mb
+    return pairs, data, wait, kept
+
+
+def busy_degrading(ready) -> None:
+    """A DegradeWorker making rows without end, as an actor running ahead of the step does; sets ``ready``."""
+    torch.set_num_threads(1)
+    cfg = workload(1)
+    worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
+    ready.set()
+    for first in itertools.count(0, K):
+        worker({"id": np.arange(first, first + K)})
+
+
+def beside_actor(batches: list, steps: int, segment: int) -> list[float]:
+    """(e): per segment pair, in-memory steps/s beside :func:`busy_degrading` over steps/s with it stopped."""
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Event()
+    busy = spawn.Process(target=busy_degrading, args=(ready,), daemon=True)
+    busy.start()
+    ready.wait()
+    loop, ratios = Loop(), []
+    loop.run(itertools.cycle(batches), segment)
+    for i in range(steps // segment):
+        wall = {}
+        for on in (True, False) if i % 2 == 0 else (False, True):
+            os.kill(busy.pid, signal.SIGCONT if on else signal.SIGSTOP)
+            wall[on] = loop.run(itertools.cycle(batches), segment)[0]
+        ratios.append(wall[False] / wall[True])
+    busy.kill()
+    busy.join()
+    return sorted(ratios)
 
 
 def main() -> None:
@@ -181,7 +216,8 @@ def main() -> None:
 
     cfg = workload(1)
     plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
-    pairs, data, wait, mb = alternated(cfg, plan, args.steps, args.segment, warm=5)
+    pairs, data, wait, kept = alternated(cfg, plan, args.steps, args.segment, warm=5)
+    mb = sum(v.numel() * v.element_size() for v in kept[0].values()) / 1e6
     ratios = sorted(m / f for f, _, m, _ in pairs)  # streamed steps/s over in-memory steps/s, per pair
     quartile = len(ratios) // 4
     fed_s, fed_cpu, memory_s, memory_cpu = (sum(p[i] for p in pairs) for i in range(4))
@@ -212,6 +248,12 @@ def main() -> None:
     print(
         f"(d) consumer alone, rows already made  : {alone:.1f} ms CPU per {mb:.2f} MB batch = {alone / mb:.1f} ms/MB "
         f"(goal <= 3; passes {', '.join(f'{x:.1f}' for x in passes)} ms)"
+    )
+    beside = beside_actor(kept, args.steps, args.segment)
+    quartile = len(beside) // 4
+    print(
+        f"(e) the step beside a DegradeWorker making rows flat out vs alone: {beside[len(beside) // 2]:.2f}x "
+        f"(median of {len(beside)} alternated pairs; quartiles {beside[quartile]:.2f}-{beside[-1 - quartile]:.2f})"
     )
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     ray.shutdown()
