@@ -132,8 +132,10 @@ class Loop:
 
 
 def alternated(cfg: Config, plan, steps: int, segment: int, warm: int):
-    """(c): one run, streamed and in-memory segments alternated (S M, M S, ...); per pair (streamed wall, CPU,
-    in-memory wall, CPU); the data/* metrics and wait fraction of the streamed segments; a batch's MB."""
+    """(c): one run, streamed and in-memory segments alternated (S M, M S, ...). Returns per pair (streamed wall,
+    CPU, in-memory wall, CPU); over the streamed segments' time, the share spent waiting for a batch and the
+    actor seconds that made their rows (an actor keeping pace would be busy that share); ``data/consumer_ms``;
+    the last segment's batches."""
     cfg.train.steps = warm + steps  # the stream's length: read to its end, so Ray's iterator closes while Ray is up
     shard = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS).streaming_split(1, equal=True)[0]
     meter = DataMeter(task_batches(shard, K, "cpu", depth=2), actors=1)  # as Ray Train hands a worker its shard
@@ -154,8 +156,9 @@ def alternated(cfg: Config, plan, steps: int, segment: int, warm: int):
     elapsed, data = time.perf_counter() - started, meter.metrics()
     for _ in stream:  # nothing left after the last segment; this ends the pass
         pass
-    wait = data["data/wait_frac"] * elapsed / sum(p[0] for p in pairs)
-    return pairs, data, wait, kept
+    fed_s = sum(p[0] for p in pairs)
+    wait, busy = (data[key] * elapsed / fed_s for key in ("data/wait_frac", "data/actor_util"))
+    return pairs, wait, busy, data["data/consumer_ms"], kept
 
 
 def busy_degrading(ready) -> None:
@@ -216,7 +219,7 @@ def main() -> None:
 
     cfg = workload(1)
     plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
-    pairs, data, wait, kept = alternated(cfg, plan, args.steps, args.segment, warm=5)
+    pairs, wait, busy, consumer_ms, kept = alternated(cfg, plan, args.steps, args.segment, warm=5)
     mb = sum(v.numel() * v.element_size() for v in kept[0].values()) / 1e6
     ratios = sorted(m / f for f, _, m, _ in pairs)  # streamed steps/s over in-memory steps/s, per pair
     quartile = len(ratios) // 4
@@ -230,7 +233,7 @@ def main() -> None:
     )
     print(
         f"    (goal >= 0.95x; the streamed segments waited {wait:.2f} of their time for a batch, "
-        f"data/consumer_ms {data['data/consumer_ms']:.2f})"
+        f"data/consumer_ms {consumer_ms:.2f}; an actor keeping pace is busy {busy:.2f} of the time)"
     )
     print(
         f"    CPU per step: consumer process {1e3 * fed_cpu / args.steps:.1f} ms streamed vs "
@@ -251,10 +254,12 @@ def main() -> None:
     )
     beside = beside_actor(kept, args.steps, args.segment)
     quartile = len(beside) // 4
+    slower = 1 - beside[len(beside) // 2]
     print(
-        f"(e) the step beside a DegradeWorker making rows flat out vs alone: {beside[len(beside) // 2]:.2f}x "
+        f"(e) the step beside a DegradeWorker making rows flat out vs alone: {1 - slower:.2f}x "
         f"(median of {len(beside)} alternated pairs; quartiles {beside[quartile]:.2f}-{beside[-1 - quartile]:.2f})"
     )
+    print(f"    (next to an actor keeping pace, busy {busy:.2f} of the time in (c): {100 * slower * busy:.1f}% slower)")
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     ray.shutdown()
 
