@@ -259,7 +259,7 @@ def main() -> None:
         f"(e) the step beside a DegradeWorker making rows flat out vs alone: {1 - slower:.2f}x "
         f"(median of {len(beside)} alternated pairs; quartiles {beside[quartile]:.2f}-{beside[-1 - quartile]:.2f})"
     )
-    print(f"    (next to an actor keeping pace, busy {busy:.2f} of the time in (c): {100 * slower * busy:.1f}% slower)")
+    print(f"    (so next to an actor keeping pace, busy {busy:.2f} of the time in (c): {1 - slower * busy:.3f}x)")
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     ray.shutdown()
 
