@@ -19,9 +19,8 @@ consumer use one thread. All in one run:
     apart (in-memory runs alone), more than the difference measured, and segments a second long share the
     drift. The actor runs ahead of the loop, so while it works it is beside both kinds of segment; (e)
     measures what that costs the step. ``--segment`` = ``--steps`` gives one whole streamed run, then one in
-    memory. Printed: the median of the segment pairs' ratios (goal: streamed
-    ≥ 0.95 of in-memory), their quartiles and the ratio of the totals; the consumer process's CPU per step
-    streamed minus in memory.
+    memory. Printed: the median of the segment pairs' ratios (goal: streamed ≥ 0.95 of in-memory), their
+    quartiles and the ratio of the totals; the consumer process's CPU per step streamed minus in memory.
 (d) the consumer alone: the same training rows already made (materialised in the object store), read exactly
     as a worker reads them (``streaming_split`` → ``task_batches``) with no step: the consumer process's CPU
     per batch and per MB (median of 3 passes). Baseline: the same batches from a list (≈ 0). Goal: ≤ 3 ms per MB.
@@ -161,6 +160,15 @@ def alternated(cfg: Config, plan, steps: int, segment: int, warm: int):
     return pairs, wait, busy, data["data/consumer_ms"], kept
 
 
+def spread(ratios: list[float]) -> tuple[float, str]:
+    """(median, "median of N alternated pairs; quartiles a-b") of per-pair ratios, as (c) and (e) print them."""
+    ordered, quartile = sorted(ratios), len(ratios) // 4
+    median = ordered[len(ordered) // 2]
+    return median, (
+        f"median of {len(ordered)} alternated pairs; quartiles {ordered[quartile]:.2f}-{ordered[-1 - quartile]:.2f}"
+    )
+
+
 def busy_degrading(ready) -> None:
     """A DegradeWorker making rows without end, as an actor running ahead of the step does; sets ``ready``."""
     torch.set_num_threads(1)
@@ -188,7 +196,7 @@ def beside_actor(batches: list, steps: int, segment: int) -> list[float]:
         ratios.append(wall[False] / wall[True])
     busy.kill()
     busy.join()
-    return sorted(ratios)
+    return ratios
 
 
 def main() -> None:
@@ -221,15 +229,13 @@ def main() -> None:
     plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
     pairs, wait, busy, consumer_ms, kept = alternated(cfg, plan, args.steps, args.segment, warm=5)
     mb = sum(v.numel() * v.element_size() for v in kept[0].values()) / 1e6
-    ratios = sorted(m / f for f, _, m, _ in pairs)  # streamed steps/s over in-memory steps/s, per pair
-    quartile = len(ratios) // 4
+    ratio, pairs_line = spread([m / f for f, _, m, _ in pairs])  # streamed steps/s over in-memory steps/s
     fed_s, fed_cpu, memory_s, memory_cpu = (sum(p[i] for p in pairs) for i in range(4))
     overhead = 1e3 * (fed_cpu - memory_cpu) / args.steps
     print(f"(c) baseline training from memory     : {args.steps / memory_s:8.2f} steps/s")
     print(
         f"    training fed by the stream        : {args.steps / fed_s:8.2f} steps/s   ratio vs baseline: "
-        f"{ratios[len(ratios) // 2]:.2f}x (median of {len(pairs)} alternated pairs of {args.segment} steps; "
-        f"quartiles {ratios[quartile]:.2f}-{ratios[-1 - quartile]:.2f}, totals {memory_s / fed_s:.2f}x)"
+        f"{ratio:.2f}x ({pairs_line}; segments of {args.segment} steps, totals {memory_s / fed_s:.2f}x)"
     )
     print(
         f"    (goal >= 0.95x; the streamed segments waited {wait:.2f} of their time for a batch, "
@@ -252,14 +258,9 @@ def main() -> None:
         f"(d) consumer alone, rows already made  : {alone:.1f} ms CPU per {mb:.2f} MB batch = {alone / mb:.1f} ms/MB "
         f"(goal <= 3; passes {', '.join(f'{x:.1f}' for x in passes)} ms)"
     )
-    beside = beside_actor(kept, args.steps, args.segment)
-    quartile = len(beside) // 4
-    slower = 1 - beside[len(beside) // 2]
-    print(
-        f"(e) the step beside a DegradeWorker making rows flat out vs alone: {1 - slower:.2f}x "
-        f"(median of {len(beside)} alternated pairs; quartiles {beside[quartile]:.2f}-{beside[-1 - quartile]:.2f})"
-    )
-    print(f"    (so next to an actor keeping pace, busy {busy:.2f} of the time in (c): {1 - slower * busy:.3f}x)")
+    beside, pairs_line = spread(beside_actor(kept, args.steps, args.segment))
+    print(f"(e) the step beside a DegradeWorker making rows flat out vs alone: {beside:.2f}x ({pairs_line})")
+    print(f"    (so next to an actor keeping pace, busy {busy:.2f} of the time in (c): {1 - (1 - beside) * busy:.3f}x)")
     print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     ray.shutdown()
 
