@@ -67,7 +67,8 @@ def build_cases(args: argparse.Namespace, scale: int) -> list[Case]:
         raise DatasetError(f"--root {args.root} does not exist or is not a folder")
     if args.protocol == "div2krk":
         if args.images:
-            raise DatasetError("--images needs a generated protocol (cmdsr, cdsr9, bicubic): div2krk reads its own LR")
+            generated = ", ".join(p for p in PROTOCOLS if p != "div2krk")
+            raise DatasetError(f"--images needs a generated protocol ({generated}): div2krk reads its own LR")
         if not args.root:
             raise DatasetError("--protocol div2krk needs --root pointing at the DIV2KRK folder")
         return div2krk_cases(load_div2krk(args.root, scale), scale, args.crop)

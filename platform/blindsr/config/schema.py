@@ -128,7 +128,9 @@ class TrainConfig:
     log_every: int = 10
     storage_path: str | None = None  # None: <project>/outputs/ray (use S3/NFS on a multi-node cluster)
     # auto: the model family's paper protocol
-    val_protocol: Literal["auto", "cmdsr", "cdsr9", "cdsr9_noise15", "bicubic"] = "auto"
+    val_protocol: Literal[
+        "auto", "cmdsr", "cdsr9", "cdsr9_noise15", "gaussian8", "dasr_iso", "dasr_aniso", "bicubic"
+    ] = "auto"
     val_crop: int = 96  # HR side of the centre crop of each validation image (0: whole image)
     val_images: int = 3
     max_nonfinite: int = 20  # stop after this many NaN/Inf losses in a row

@@ -10,6 +10,8 @@ import dataclasses
 import math
 from collections.abc import Callable
 
+import numpy as np
+
 from blindsr.degradations.config import DegradationConfig
 from blindsr.degradations.spec import DegradationSpec
 
@@ -165,6 +167,77 @@ def cdsr9_noise15_test(scale: int = 4) -> dict[str, DegradationSpec]:
     return {name: dataclasses.replace(spec, noise=15.0, seed=0) for name, spec in cdsr9_test(scale).items()}
 
 
+GAUSSIAN8_RANGES = {2: (0.80, 1.60), 3: (1.35, 2.40), 4: (1.80, 3.20)}  # IKC §4.1; DCLS/DAN code: linspace at ×4
+
+
+def gaussian8_sigmas(scale: int) -> list[float]:
+    """Gaussian8's 8 σ at ×s: ``np.linspace(lo, hi, 8)`` over IKC's range (DAN/DCLS ``generate_mod_blur_LR_bic``)."""
+    if scale not in GAUSSIAN8_RANGES:
+        raise ValueError(f"gaussian8 is defined at x{', x'.join(map(str, GAUSSIAN8_RANGES))}; got x{scale}")
+    return [float(s) for s in np.linspace(*GAUSSIAN8_RANGES[scale], 8)]
+
+
+def gaussian8_test(scale: int = 4) -> dict[str, DegradationSpec]:
+    """IKC/DAN/DCLS/KDSR Gaussian8: 21×21 isotropic σ (:func:`gaussian8_sigmas`), reflect border, MATLAB
+    bicubic ×s, no noise; the published figure is the mean over the 8 columns. ``docs/protocols.md``."""
+    return {
+        f"sig{s:.2f}": DegradationSpec(scale=scale, kernel="iso", kernel_size=21, sigma=s, blur_border="reflect")
+        for s in gaussian8_sigmas(scale)
+    }
+
+
+DASR_ISO_SIGMAS = {2: (0.0, 0.6, 1.2, 1.8), 3: (0.0, 0.8, 1.6, 2.4), 4: (0.0, 1.2, 2.4, 3.6)}  # DASR Table 2
+
+
+def dasr_iso_test(scale: int = 4) -> dict[str, DegradationSpec]:
+    """DASR Table 2's isotropic grid (KDSR, CdCL, CDFormer at ×4): 21×21 σ, reflect border, bicubic ×s, no noise;
+    σ 0 is bicubic alone (DASR's ``SRMDPreprocessing`` skips the blur)."""
+    if scale not in DASR_ISO_SIGMAS:
+        raise ValueError(f"dasr_iso is defined at x{', x'.join(map(str, DASR_ISO_SIGMAS))}; got x{scale}")
+    return {
+        f"sig{s:.1f}": DegradationSpec(
+            scale=scale, kernel="iso" if s else "none", kernel_size=21, sigma=s, blur_border="reflect"
+        )
+        for s in DASR_ISO_SIGMAS[scale]
+    }
+
+
+# (λ1, λ2 std devs, θ degrees): CdCL test.sh "setting 2" (DASR's code base; KDSR test_anisonoise: 3.5, 1.5, 30)
+DASR_ANISO_KERNELS = (
+    (2.0, 0.5, 0.0),
+    (2.0, 1.0, 10.0),
+    (3.5, 1.5, 30.0),
+    (3.5, 2.0, 45.0),
+    (3.5, 2.0, 90.0),
+    (4.0, 1.5, 120.0),
+    (4.0, 2.0, 135.0),
+    (4.0, 3.0, 165.0),
+    (4.0, 4.0, 180.0),
+)
+DASR_ANISO_NOISE = (0.0, 5.0, 10.0, 20.0)  # KDSR Table 2: 0, 10, 20; CdCL: 5, 10; CDFormer: 0, 5, 10
+
+
+def dasr_aniso_test(scale: int = 4) -> dict[str, DegradationSpec]:
+    """The 9 anisotropic kernels × noise levels of DASR's code base, named ``n{noise}_{λ1}_{λ2}_{θ°}``: 21×21,
+    λ as std devs, θ given in degrees (DASR's ``--theta``), reflect border, bicubic ×s, then AWGN (0–255 scale,
+    fixed seed 0), rounded and clamped."""
+    return {
+        f"n{n:g}_{l1:.1f}_{l2:.1f}_{deg:g}": DegradationSpec(
+            scale=scale,
+            kernel="aniso",
+            kernel_size=21,
+            lambda1=l1,
+            lambda2=l2,
+            theta=math.radians(deg),
+            convention="sigma_std",
+            noise=n,
+            seed=0,
+        )
+        for n in DASR_ANISO_NOISE
+        for l1, l2, deg in DASR_ANISO_KERNELS
+    }
+
+
 def bicubic_test(scale: int = 4) -> dict[str, DegradationSpec]:
     """Clean MATLAB-bicubic ×s (no blur, no noise)."""
     return {"bicubic": DegradationSpec(scale=scale, kernel="none", downsampler="bicubic")}
@@ -174,5 +247,8 @@ TEST_PRESETS: dict[str, Callable[[int], dict[str, DegradationSpec]]] = {
     "cmdsr": cmdsr_test,
     "cdsr9": cdsr9_test,
     "cdsr9_noise15": cdsr9_noise15_test,
+    "gaussian8": gaussian8_test,
+    "dasr_iso": dasr_iso_test,
+    "dasr_aniso": dasr_aniso_test,
     "bicubic": bicubic_test,
 }

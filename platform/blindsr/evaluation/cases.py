@@ -1,6 +1,7 @@
 """What an evaluation scores: test cases (an LR image, its HR and where they come from) of a protocol.
 
-* Generated protocols (``cmdsr``, ``cdsr9``, ``bicubic``) degrade HR test images with fixed specs; with
+* Generated protocols (``TEST_PRESETS``: ``cmdsr``, ``cdsr9``, ``gaussian8``, ``dasr_iso``, ``dasr_aniso``, …;
+  ``docs/protocols.md``) degrade HR test images with fixed specs; with
   ``cache_dir`` the LR images are generated once and kept with their spec (``data.benchmarks.cached_lr``) in a
   folder keyed by a digest of the HR pixels, so repeated runs compare the same pixels. ``div2krk`` reads
   LR + GT pairs.
@@ -36,6 +37,11 @@ LEGENDS = {  # what a protocol's column names mean, printed under its tables
     "rotation in radians), then Gaussian noise σ 15 (of 255), clamped",
     "cmdsr": "columns: CMDSR Table I: simple = σ 0.2 + noise 15, middle = σ 2.6 + noise 15, severe = anisotropic "
     "(λ 4, 1, θ −0.5) + noise 50; 7×7 kernels, bicubic down-sampling",
+    "gaussian8": "columns sigσ: Gaussian8 (IKC, DAN, DCLS, KDSR): 21×21 isotropic σ (HR px), bicubic down-sampling; "
+    "the published figure is the mean",
+    "dasr_iso": "columns sigσ: DASR Table 2's isotropic σ (HR px), 21×21, bicubic down-sampling (σ 0: bicubic alone)",
+    "dasr_aniso": "columns n<noise>_λ1_λ2_θ: DASR's 9 anisotropic kernels (λ std devs along the axes, HR px; θ in "
+    "degrees), 21×21, bicubic down-sampling, then Gaussian noise (of 255)",
 }
 log = logging.getLogger(__name__)
 
