@@ -24,7 +24,7 @@ from blindsr.visualize import task_grid
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="cmdsr_train", choices=sorted(TRAIN_PRESETS) + sorted(TEST_PRESETS))
+    p.add_argument("--preset", default="cmdsr_train", choices=sorted({*TRAIN_PRESETS, *TEST_PRESETS}))
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--tasks", type=int, default=6, help="number of tasks (rows) to sample")
     p.add_argument("--patch", type=int, default=48, help="LR patch side")
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     sampler = TaskSampler(pool, args.patch, n=1, scale=args.scale, augment=False)
-    fixed = list(TEST_PRESETS[args.preset](args.scale).values()) if args.preset in TEST_PRESETS else None
+    fixed = None  # a name in both (dasr_iso, dasr_aniso) is the training distribution, as before the test protocols
+    if args.preset in TEST_PRESETS and args.preset not in TRAIN_PRESETS:
+        fixed = list(TEST_PRESETS[args.preset](args.scale).values())
     count = len(fixed) if fixed else args.tasks
     rows = []
     for i in tqdm(range(count), desc=f"degrading ({args.preset})", unit="task"):
