@@ -15,8 +15,9 @@ Baselines, per patch, one thread each:
   weights on every call (as MATLAB's and BasicSR's ``imresize`` do) or s-fold subsampling.
 Candidates: "batched torch": ``blindsr.degradations.degrade`` on each task's (n, 3, H, W) batch (the actors);
 "step-batched torch": ``degradations.batched.degrade_many`` on 8 tasks at once, as a train worker degrades its
-step's batch with ``scaling.degrade_on: trainer``.
-Goals: ≥ 2× OpenCV per core on both workloads; CDSR ≥ 8× the naive path.
+step's batch with ``scaling.degrade_on: trainer``. CMDSR's blur and bicubic run as one banded matrix per axis
+(``degradations.banded``), CDSR's as one strided convolution.
+Goals: ≥ 2× OpenCV per core on both workloads, in both placements; CDSR ≥ 8× the naive path.
 """
 
 from __future__ import annotations

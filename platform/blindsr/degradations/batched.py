@@ -5,8 +5,8 @@ that degrades its own batch (``scaling.degrade_on: trainer``) has k tasks with k
 ``degrade`` k times launches k small pipelines. Here units with the same shape and pipeline path form a group,
 and each stage runs once per group with per-unit operators stacked along a batch axis:
 
-* separable (isotropic or no) kernels: the per-unit fused axis matrices (``pipeline.axis_operator``): the rows
-  of all units in one batched matmul, the columns unit by unit;
+* separable (isotropic or no) kernels: the per-unit banded axis matrices (:mod:`banded`), each tile of the
+  rows of all units in one batched matmul, the columns unit by unit;
 * other kernels with s-fold subsampling: one grouped strided convolution over only the kept pixels
   (``blur.blur_subsample`` with a kernel per unit);
 * other kernels with bicubic: one grouped blur, the shared resize, the margin crop;
@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from blindsr.degradations import banded, pipeline
 from blindsr.degradations.blur import blur, blur_subsample
 from blindsr.degradations.jpeg import jpeg
 from blindsr.degradations.noise import gaussian_noise, quantize
-from blindsr.degradations.pipeline import axis_operator, degrade
-from blindsr.degradations.resize import cached_tensor, imresize
+from blindsr.degradations.pipeline import degrade
+from blindsr.degradations.resize import imresize
 from blindsr.degradations.spec import DegradationSpec
 
 
@@ -50,32 +50,24 @@ def _path(spec: DegradationSpec) -> str:
     return "sfold_conv" if spec.downsampler == "sfold" else "blur_resize"
 
 
-def _operators(units: Sequence[Unit], axis: int, out: int, m: int) -> torch.Tensor:
-    """(g, out, in) stacked per-unit axis matrices (blur → down-sample → margin crop) along ``axis`` (−2 or −1)."""
-    mats = []
-    for u in units:
-        s = u.spec
-        g = tuple(float(v) for v in (s.kernel_1d() if s.kernel != "none" else np.ones(1)))
-        key = (u.hr.shape[axis], g, s.blur_border, s.downsampler, s.scale, (m, m + out))
-        mats.append(cached_tensor(key, lambda key=key: axis_operator(*key), torch.float32, u.hr.device))
-    return torch.stack(mats)
+def _axes(units: Sequence[Unit], axis: int, out: int, m: int) -> tuple[torch.Tensor, tuple[banded.Tile, ...]]:
+    """(g, out, in) stacked per-unit axis matrices along ``axis`` (−2 or −1) and one tiling that covers them all."""
+    pairs = [pipeline.axis(u.spec, u.hr.shape[axis], m, out, torch.float32, u.hr.device) for u in units]
+    return torch.stack([op for op, _ in pairs]), banded.merge([t for _, t in pairs])
 
 
 def _blur_down(units: Sequence[Unit], path: str) -> torch.Tensor:
     """The group's blurred, down-sampled float LR, (g, n, 3, h, w) before noise."""
     first = units[0]
     s, m = first.spec.scale, first.margin // first.spec.scale
-    x = torch.empty((len(units), *first.hr.shape), dtype=torch.float32, device=first.hr.device)  # (g, n, 3, H, W)
-    for i, u in enumerate(units):
-        x[i].copy_(u.hr)  # one copy per unit, converting to float (the crops may be views of a wider window)
-    g, n, c, hh, ww = x.shape
+    g, (n, c, hh, ww) = len(units), first.hr.shape
     h_out, w_out = hh // s - 2 * m, ww // s - 2 * m
-    if path == "separable":
-        op_h, op_w = _operators(units, -2, h_out, m), _operators(units, -1, w_out, m)  # (g, h, H), (g, w, W)
-        # the rows of all units as one batched product, (n·3·H, W) @ (W, w) each, as degrade folds them; then the
-        # columns unit by unit (a broadcast batched product would copy each unit's matrix n·3 times)
-        rows = torch.bmm(x.reshape(g, n * c * hh, ww), op_w.transpose(-1, -2)).reshape(g, n, c, hh, w_out)
-        return torch.stack([torch.matmul(op_h[i], rows[i]) for i in range(g)])
+    if path == "separable":  # the crops are made float chunk by chunk inside
+        (op_h, tiles_h), (op_w, tiles_w) = _axes(units, -2, h_out, m), _axes(units, -1, w_out, m)
+        return banded.separable([u.hr for u in units], op_h, op_w, tiles_h, tiles_w)
+    x = torch.empty((g, n, c, hh, ww), dtype=torch.float32, device=first.hr.device)
+    for i, u in enumerate(units):
+        banded.float_nchw(u.hr, out=x[i])  # one copy per unit (the crops may be views of a wider window)
     kernels = torch.stack([torch.from_numpy(u.spec.kernel_array()) for u in units])  # (g, k, k)
     flat = x.reshape(g, n * c, hh, ww)  # one kernel per unit: the unit is the batch entry, its crops the channels
     if path == "sfold_conv":

@@ -10,64 +10,39 @@ import cv2
 import numpy as np
 import torch
 
+from blindsr.degradations import banded
 from blindsr.degradations.blur import blur, blur_subsample
 from blindsr.degradations.jpeg import jpeg
 from blindsr.degradations.noise import add_noise, quantize
-from blindsr.degradations.resize import cached_tensor, imresize, resize_matrix
+from blindsr.degradations.resize import cached_tensor, imresize
 from blindsr.degradations.spec import DegradationSpec
 
 
-def border_index(idx: np.ndarray, n: int, border: str) -> np.ndarray:
-    """Map (possibly out-of-range) integer indices onto [0, n) the way the blur border extends an axis."""
-    if border == "replicate":
-        return np.clip(idx, 0, n - 1)
-    if border == "circular":
-        return np.mod(idx, n)
-    if border == "reflect":  # mirror without repeating the edge (reflect-101)
-        if n == 1:
-            return np.zeros_like(idx)
-        period = 2 * (n - 1)
-        j = np.mod(idx, period)
-        return np.where(j < n, j, period - j)
-    raise ValueError(f"unknown blur border {border!r}; valid: reflect, replicate, circular")
-
-
-def axis_operator(
-    in_len: int, kernel_1d: tuple[float, ...], border: str, downsampler: str, scale: int, crop: tuple[int, int]
-) -> np.ndarray:
-    """(out, in_len) matrix of one axis of "separable blur → down-sample → keep rows crop[0]:crop[1]".
-
-    Blur and resize are both linear along an axis, so their product is one matrix: applying it costs
-    one matmul per axis instead of a convolution plus a resize.
-    """
-    g = np.asarray(kernel_1d)
-    k = len(g)
-    rows = np.arange(in_len)[:, None] + np.arange(k)[None, :] - k // 2
-    blur_m = np.zeros((in_len, in_len))
-    np.add.at(blur_m, (np.repeat(np.arange(in_len), k), border_index(rows, in_len, border).ravel()), np.tile(g, in_len))
-    if downsampler == "bicubic":
-        down = resize_matrix(in_len, 1.0 / scale, True)
-    else:
-        down = np.eye(in_len)[::scale]
-    return (down @ blur_m)[crop[0] : crop[1]]
+def axis(spec: DegradationSpec, in_len: int, margin: int, out: int, dtype: torch.dtype, device: torch.device):
+    """The spec's separable (out, in_len) axis matrix (blur → down-sample → rows margin:margin+out, LR px) on
+    ``device``, cached, and its tiles (:func:`banded.tiles`)."""
+    k1 = spec.kernel_1d() if spec.kernel != "none" else np.ones(1)
+    key = (in_len, tuple(float(v) for v in k1), spec.blur_border, spec.downsampler, spec.scale, (margin, margin + out))
+    op = cached_tensor(key, lambda: banded.axis_operator(*key), dtype, device)
+    return op, banded.tiles(in_len, len(k1), *key[2:])
 
 
 def blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.Tensor:
-    """hr: (N, C, H, W) float (0–255) → blurred, down-sampled float (N, C, H/s − 2m/s, W/s − 2m/s).
+    """hr: (N, C, H, W) uint8 or float (0–255) → blurred, down-sampled float (N, C, H/s − 2m/s, W/s − 2m/s).
 
-    Separable (isotropic) kernels: one fused matrix per axis (:func:`axis_operator`). Others: with s-fold
-    subsampling one strided convolution over the kept pixels (:func:`blur_subsample`); with bicubic a 2-D
-    convolution, the resize, then the margin crop.
+    Separable (isotropic) kernels: one banded matrix per axis (:mod:`banded`). Others: with s-fold subsampling
+    one strided convolution over the kept pixels (:func:`blur_subsample`); with bicubic a 2-D convolution, the
+    resize, then the margin crop.
     """
     s, m = spec.scale, margin // spec.scale
-    h_out, w_out = hr.shape[-2] // s - 2 * m, hr.shape[-1] // s - 2 * m
-    k1 = spec.kernel_1d() if spec.kernel != "none" else np.ones(1)
-    if k1 is not None:
-        g = tuple(float(v) for v in k1)
-        common = (g, spec.blur_border, spec.downsampler, s)
-        keys = [(hr.shape[-2], *common, (m, m + h_out)), (hr.shape[-1], *common, (m, m + w_out))]
-        op_h, op_w = (cached_tensor(k, lambda k=k: axis_operator(*k), hr.dtype, hr.device) for k in keys)
-        return torch.matmul(op_h, torch.matmul(hr, op_w.T))
+    hh, ww = hr.shape[-2:]
+    h_out, w_out = hh // s - 2 * m, ww // s - 2 * m
+    if spec.kernel == "none" or spec.kernel_1d() is not None:
+        dtype = hr.dtype if hr.is_floating_point() else torch.float32
+        op_h, tiles_h = axis(spec, hh, m, h_out, dtype, hr.device)
+        op_w, tiles_w = axis(spec, ww, m, w_out, dtype, hr.device)
+        return banded.separable([hr], op_h[None], op_w[None], tiles_h, tiles_w)[0]
+    hr = hr if hr.is_floating_point() else hr.float()
     kernel = torch.from_numpy(spec.kernel_array())
     if spec.downsampler != "bicubic":  # s-fold: only the kept pixels are computed (blur_subsample)
         return blur_subsample(hr, kernel, s, spec.blur_border, m)
@@ -123,7 +98,7 @@ def degrade(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.T
     if spec.downsampler == "cv2_cubic":
         x = cv2_blur_and_downsample(hr, spec, margin).float()
     else:
-        x = blur_and_downsample(hr.float() if not hr.is_floating_point() else hr, spec, margin)
+        x = blur_and_downsample(hr, spec, margin)
     x = add_noise(x, spec.noise, spec.seed)
     lr = quantize(x, spec.rounding)
     if spec.jpeg_quality:
