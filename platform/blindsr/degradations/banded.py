@@ -1,7 +1,7 @@
 """Separable blur → down-sample as one banded matrix per axis, applied tile by tile.
 
 An isotropic blur then bicubic (or s-fold) ×1/s is, along each axis, one linear map (:func:`axis_operator`). Away
-from the borders its rows are one composed kernel (k − 1 + 4s taps for bicubic, k for s-fold) shifted by s; a
+from the borders its rows are one composed kernel (about k + 4s taps for bicubic, k for s-fold) shifted by s; a
 context margin (``spec.context()``) keeps every kept row there. :func:`separable` multiplies each tile of a few
 output rows by only the input band its rows read: a small dense product per tile, a fraction of the dense
 matrix's multiply-adds. Tiles are slices of the dense matrix and sum its nonzero terms in the same order, so the
@@ -66,16 +66,17 @@ def tiles(
     in_len: int, kernel_size: int, border: str, downsampler: str, scale: int, crop: tuple[int, int], tile: int = TILE
 ) -> tuple[Tile, ...]:
     """Tiles of :func:`axis_operator`'s rows for any kernel of ``kernel_size`` taps: about ``tile`` rows each, and
-    the input rows any such kernel can give weight (the band of |down| @ |blur| with an all-ones kernel)."""
-    support = np.abs(_down_matrix(in_len, downsampler, scale)) @ _blur_matrix(in_len, np.ones(kernel_size), border)
-    support = support[crop[0] : crop[1]] != 0
-    out = support.shape[0]
+    the input rows any such kernel can give weight: the blur's reach (through its border) of every input row the
+    down-sampler reads for them."""
+    down = _down_matrix(in_len, downsampler, scale)[crop[0] : crop[1]] != 0
+    reach = np.arange(kernel_size) - kernel_size // 2
+    out = down.shape[0]
     n = max(1, -(-out // tile))
     bounds = [round(j * out / n) for j in range(n + 1)]  # balanced, so no tile is a single row (a matrix-vector)
     result = []
     for r0, r1 in itertools.pairwise(bounds):
-        cols = np.flatnonzero(support[r0:r1].any(axis=0))
-        result.append((r0, r1, int(cols[0]), int(cols[-1]) + 1))
+        cols = border_index(np.flatnonzero(down[r0:r1].any(axis=0))[:, None] + reach, in_len, border)
+        result.append((r0, r1, int(cols.min()), int(cols.max()) + 1))
     return tuple(result)
 
 

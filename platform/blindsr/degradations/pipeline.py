@@ -18,7 +18,9 @@ from blindsr.degradations.resize import cached_tensor, imresize
 from blindsr.degradations.spec import DegradationSpec
 
 
-def axis(spec: DegradationSpec, in_len: int, margin: int, out: int, dtype: torch.dtype, device: torch.device):
+def axis(
+    spec: DegradationSpec, in_len: int, margin: int, out: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, tuple[banded.Tile, ...]]:
     """The spec's separable (out, in_len) axis matrix (blur → down-sample → rows margin:margin+out, LR px) on
     ``device``, cached, and its tiles (:func:`banded.tiles`)."""
     k1 = spec.kernel_1d() if spec.kernel != "none" else np.ones(1)
