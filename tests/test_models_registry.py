@@ -16,7 +16,7 @@ from blindsr.models.family import REQUIRED, check_family, check_paper
 from blindsr.models.fields import all_fields, fields_used, ignored_message
 from blindsr.models.moco import MoCoSR
 
-TINY = {"n_feats": 16, "n_blocks": 1, "support_size": 2, "codebook_size": 16, "moco_queue": 32}
+TINY = {"n_feats": 16, "n_blocks": 1, "support_size": 2, "codebook_size": 16, "moco_queue": 32, "n_groups": 1}
 VARIANTS = [ModelConfig(name=name, **TINY) for name in sorted(MODELS)] + [
     ModelConfig(name="cmdsr", basenet=b, modulation=m, **TINY)
     for b, m in [("vdsr", "scale"), ("idn", "scale"), ("edsr", "scale"), ("srresnet", "sft")]
@@ -81,7 +81,12 @@ def test_every_model_has_what_its_family_needs(name):
     model = build_model(cfg, 2)
     assert family_of(model) is family_of(cfg) is family_of(name)
     assert all(hasattr(model, attr) for attr in REQUIRED[family_of(name)])
-    expected = {"cmdsr": Family.CONDITIONAL, "cdsr": Family.CONTRASTIVE, "dasr": Family.CONTRASTIVE}
+    expected = {
+        "cmdsr": Family.CONDITIONAL,
+        "cdsr": Family.CONTRASTIVE,
+        "dasr": Family.CONTRASTIVE,
+        "cdcl": Family.MULTICROP,
+    }
     assert family_of(name) is expected.get(name, Family.PLAIN)
 
 
@@ -112,7 +117,7 @@ OTHER = {  # two valid values of every ModelConfig field: a test takes the one i
     "modulation": ("sft", "scale"), "encoder": ("dasr", "lpe"), "use_pixel_branch": (False, True),
     "use_patch_branch": (False, True), "use_codebook": (False, True), "codebook_size": (32, 64),
     "fusion": ("adain", "dqa"), "trunk": ("dasr", "rrdb"), "moco_queue": (64, 128),
-    "moco_momentum": (0.9, 0.99), "moco_temperature": (0.1, 0.2),
+    "moco_momentum": (0.9, 0.99), "moco_temperature": (0.1, 0.2), "n_groups": (2, 3),
 }  # fmt: skip
 FLOATS = {"moco_momentum", "moco_temperature"}  # read at training time: no trace in the built weights
 

@@ -35,6 +35,7 @@ EXPECTED_TRIALS = {
     "cdsr_t11_codebook": 2,
     "cdsr_t12_pretrain": 2,
     "cdsr_t2_noise15": 2,
+    "cdcl_ablation": 4,
 }
 
 
@@ -50,7 +51,7 @@ def test_search_space_validates_and_expands_to_the_tables_trials(stem):
     assert len(variants) * space.num_samples == EXPECTED_TRIALS[stem]
     for budget in ("smoke", "demo", "paper"):
         cfg = space.config(budget)
-        assert cfg.model.name in ("cmdsr", "cdsr", "dasr")
+        assert cfg.model.name in ("cmdsr", "cdsr", "dasr", "cdcl")
         for row in space.rows:
             assert set(row.paper) <= {"Set5", "Set14", "B100", "Urban100"}
 

@@ -39,11 +39,11 @@ from blindsr.config import Config, ConfigError, apply_overrides, build_config, f
 from blindsr.data.benchmarks import ALIASES
 from blindsr.degradations.presets import TEST_PRESETS
 from blindsr.evaluation.cases import protocol_specs
-from blindsr.models.family import check_paper
+from blindsr.models.family import PAPER_FAMILIES, check_paper
 from blindsr.models.fields import ignored_message
 
 BUDGETS = ("smoke", "demo", "paper")
-FAMILIES = ("cmdsr", "cdsr")
+FAMILIES = tuple(PAPER_FAMILIES)  # a paper's job and its presets <family>_<budget>
 EVAL_CROP = {"smoke": 48, "demo": 192, "paper": 0}  # HR centre crop of the final evaluation when crop is null
 Problems = list[tuple[str, str]]
 

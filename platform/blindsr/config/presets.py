@@ -90,6 +90,56 @@ def cdsr_paper(scale: int = 4) -> Config:
     )
 
 
+CDCL_EPOCH = 970  # iterations per epoch of DASR's code base at batch 32 (CdCL's: 971 at 64, the last one partial)
+
+
+def cdcl_paper(scale: int = 4) -> Config:
+    """CdCL (TIP 2025) setting 1, CdCL-S as its code trains it (``main.sh``, ``option.py``, ``trainer.py``): σ ~ U(0.2,
+    4.0), 64 tasks × 4 crops of 64² sharing one degradation (the query's own image and another: ``other_image``),
+    one AdamW (weight decay 0.01); 100 epochs of encoder-only contrast at 1e-3 (×0.2 from epoch 60), then 600
+    epochs of L1 + contrast: 5 epochs of warm-up to 2e-4, then cosine to 1e-6 (per step here, per epoch there)."""
+    e = CDCL_EPOCH
+    return Config(
+        name=f"cdcl_x{scale}",
+        scale=scale,
+        degradation=dasr_iso_code(scale),
+        data=DataConfig(
+            patch_size=64, patches_per_task=4, tasks_per_step=64, sampler="pair", moco_positive="other_image"
+        ),
+        model=ModelConfig(name="cdcl", n_feats=64, n_groups=6, n_blocks=6, moco_momentum=0.99, moco_temperature=1.0),
+        loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
+        optim=OptimConfig(
+            optimizer="adamw",
+            weight_decay=0.01,
+            lr=2e-4,
+            schedule="cosine",
+            warmup_steps=5 * e,
+            cosine_steps=595 * e,
+            lr_min=1e-6,
+            pretrain_steps=100 * e,
+            lr_pretrain=1e-3,
+            pretrain_milestones=[59 * e],
+            pretrain_gamma=0.2,
+            pretrain_shared_optimizer=True,
+        ),
+        train=TrainConfig(
+            steps=700 * e,
+            val_every=5000,
+            checkpoint_every=5000,
+            val_protocol="dasr_iso",
+            channels_last=None,
+            compile=None,
+        ),
+    )
+
+
+def cdcl_large(scale: int = 4) -> Config:
+    """``cdcl_paper`` with CdCL-L: 96 features, 6 groups × 9 DaDAUs (5,912,201 parameters at ×4; Table III: 5.91M)."""
+    cfg = cdcl_paper(scale)
+    cfg.name, cfg.model.n_feats, cfg.model.n_blocks = f"cdcl_l_x{scale}", 96, 9
+    return cfg
+
+
 def preview() -> Config:
     """Small CMDSR-distribution config used by the degradation preview (README main job)."""
     cfg = cmdsr_paper()
@@ -132,6 +182,39 @@ def cdsr_demo() -> Config:
     )
 
 
+def cdcl_demo() -> Config:
+    """README-sized CdCL: ×2, 32 features, 2 groups × 2 DaDAUs, 8 tasks × 4 crops of 24²; minutes on 2 CPU cores.
+    The paper's two stages and schedule, shortened: 50 encoder steps, then 350 of L1 + contrast."""
+    return Config(
+        name="cdcl_demo",
+        scale=2,
+        degradation=dasr_iso(2),
+        data=DataConfig(
+            patch_size=24, patches_per_task=4, tasks_per_step=8, sampler="pair", moco_positive="other_image"
+        ),
+        model=ModelConfig(name="cdcl", n_feats=32, n_groups=2, n_blocks=2, moco_momentum=0.99, moco_temperature=1.0),
+        loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
+        optim=OptimConfig(
+            optimizer="adamw",
+            weight_decay=0.01,
+            lr=1e-3,
+            schedule="cosine",
+            warmup_steps=10,
+            cosine_steps=340,
+            lr_min=1e-5,
+            pretrain_steps=50,
+            lr_pretrain=1e-3,
+            pretrain_milestones=[30],
+            pretrain_gamma=0.2,
+            pretrain_shared_optimizer=True,
+        ),
+        train=TrainConfig(
+            steps=400, val_every=100, checkpoint_every=100, log_every=10, val_crop=96, val_protocol="dasr_iso"
+        ),
+        scaling=ScalingConfig(num_workers=1, degrade_actors=1),
+    )
+
+
 def _smoke(cfg: Config) -> Config:
     """Shrink a demo to a sub-minute CPU run with 2 train workers (tests)."""
     cfg.name = cfg.name.replace("_demo", "_smoke")
@@ -155,6 +238,15 @@ def cdsr_smoke() -> Config:
     return _smoke(cdsr_demo())
 
 
+def cdcl_smoke() -> Config:
+    """Both stages in 4 steps: 2 encoder steps, 2 joint."""
+    cfg = _smoke(cdcl_demo())
+    cfg.model.n_groups, cfg.train.val_protocol = 1, "dasr_iso"
+    o = cfg.optim
+    o.pretrain_steps, o.pretrain_milestones, o.warmup_steps, o.cosine_steps = 2, [1], 1, 1
+    return cfg
+
+
 PRESETS: dict[str, typing.Callable[[], Config]] = {
     "cmdsr_paper": cmdsr_paper,
     "cmdsr_code": cmdsr_code,
@@ -165,5 +257,9 @@ PRESETS: dict[str, typing.Callable[[], Config]] = {
     "cdsr_smoke": cdsr_smoke,
     "dasr_paper": dasr_paper,
     "dasr_code": dasr_code,
+    "cdcl_paper": cdcl_paper,
+    "cdcl_large": cdcl_large,
+    "cdcl_demo": cdcl_demo,
+    "cdcl_smoke": cdcl_smoke,
     "preview": preview,
 }

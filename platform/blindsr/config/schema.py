@@ -53,7 +53,7 @@ class ModelConfig:
     are ignored by it.
     """
 
-    name: Literal["srresnet", "vdsr", "idn", "edsr", "cmdsr", "cdsr", "dasr"] = "cmdsr"  # = MODELS' keys
+    name: Literal["srresnet", "vdsr", "idn", "edsr", "cmdsr", "cdsr", "dasr", "cdcl"] = "cmdsr"  # = MODELS' keys
     n_feats: int = 64
     n_blocks: int = 10
     # CMDSR family
@@ -72,11 +72,14 @@ class ModelConfig:
     moco_queue: int = 8192
     moco_momentum: float = 0.999
     moco_temperature: float = 0.07
+    # CdCL: DAGs of n_blocks DaDAUs each (CdCL-S 6 × 6 at n_feats 64, CdCL-L 6 × 9 at 96); MoCo's momentum and
+    # temperature are its EMA target's and contrast's (0.99, 1.0)
+    n_groups: int = 6
 
     def problems(self) -> list[tuple[str, str]]:
         out = [
             (k, f"must be >= 1, got {getattr(self, k)}")
-            for k in ("n_feats", "n_blocks", "support_size", "codebook_size", "moco_queue")
+            for k in ("n_feats", "n_blocks", "support_size", "codebook_size", "moco_queue", "n_groups")
             if getattr(self, k) < 1
         ]
         if not (self.use_pixel_branch or self.use_patch_branch):
@@ -101,21 +104,40 @@ class LossConfig:
 class OptimConfig:
     lr: float = 1e-4
     lr_condition: float = 1e-4
+    optimizer: Literal["adam", "adamw"] = "adam"  # adamw: decoupled weight_decay (CdCL: 0.01)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
+    # the lr after the first stage: x gamma at each milestone | linear warm-up, then cosine to lr_min (CdCL)
+    schedule: Literal["multistep", "cosine"] = "multistep"
     milestones: list[int] = field(default_factory=lambda: [500_000, 900_000])
     gamma: float = 0.1
+    warmup_steps: int = 0  # cosine: steps of linear warm-up to lr
+    cosine_steps: int = 0  # cosine: steps from lr down to lr_min after the warm-up (then lr_min)
+    lr_min: float = 0.0  # cosine: the floor
     t0: int = 10  # CMDSR: ConditionNet step every t0 BaseNet steps; 0 = joint (non-alternating)
-    pretrain_steps: int = 0  # CDSR/DASR: encoder-only contrastive steps before joint training (CDSR Table 12)
+    # the first stage of a two-stage family: encoder-only steps (CDSR Table 12, DASR, CdCL), KDSR's teacher
+    pretrain_steps: int = 0
     lr_pretrain: float = 1e-3  # DASR stage-1 learning rate
-    pretrain_milestones: list[int] = field(default_factory=list)  # stage-1 steps where lr_pretrain ×0.1 (DASR: 60 ep.)
+    pretrain_milestones: list[int] = field(default_factory=list)  # stage-1 steps where lr_pretrain ×pretrain_gamma
+    pretrain_gamma: float = 0.1  # DASR 0.1 (epoch 60), CdCL 0.2, KDSR's teacher 0.5
     pretrain_shared_optimizer: bool = False  # one Adam for both stages, as DASR's and CDSR's code (else a fresh one)
 
     def problems(self) -> list[tuple[str, str]]:
+        out = [
+            (k, f"must be >= 0, got {getattr(self, k)}")
+            for k in ("warmup_steps", "cosine_steps", "pretrain_steps", "lr_min")
+            if getattr(self, k) < 0
+        ]
         bad = [m for m in self.pretrain_milestones if not 0 < m < self.pretrain_steps]
         if bad:
-            return [("pretrain_milestones", f"must lie in (0, pretrain_steps={self.pretrain_steps}), got {bad}")]
-        return []
+            out.append(("pretrain_milestones", f"must lie in (0, pretrain_steps={self.pretrain_steps}), got {bad}"))
+        if self.schedule == "cosine" and self.cosine_steps < 1:
+            out.append(("cosine_steps", "must be >= 1 with schedule cosine (the steps it spans after the warm-up)"))
+        if self.schedule == "cosine" and self.lr_min >= self.lr:
+            out.append(("lr_min", f"must be below lr={self.lr} (the cosine ends at lr_min), got {self.lr_min}"))
+        if not 0.0 < self.pretrain_gamma <= 1.0:
+            out.append(("pretrain_gamma", f"must be in (0, 1], got {self.pretrain_gamma}"))
+        return out
 
 
 @dataclass
@@ -182,7 +204,8 @@ class ScalingConfig:
     num_workers: int = 1
     use_gpu: bool | None = None  # None: use CUDA when available
     cpus_per_worker: float = 1.0
-    degrade_actors: int = 1
+    # degradation actors; auto: Ray Data grows the pool from 1 while the trainers wait, up to what the CPUs allow
+    degrade_actors: int | Literal["auto"] = 1
     degrade_cpus_per_actor: float = 1.0
     degrade_gpu_fraction: float = 0.0  # >0 runs the degradation pipeline on CUDA inside the actors
     # actor: the DegradeWorker actors make LR; trainer: they cut HR windows and the train worker degrades its
@@ -191,11 +214,9 @@ class ScalingConfig:
     placement_strategy: str = "PACK"  # of the train workers: SPREAD puts them on different nodes
 
     def problems(self) -> list[tuple[str, str]]:
-        out = [
-            (k, f"must be >= 1, got {getattr(self, k)}")
-            for k in ("num_workers", "degrade_actors")
-            if getattr(self, k) < 1
-        ]
+        out = [("num_workers", f"must be >= 1, got {self.num_workers}")] if self.num_workers < 1 else []
+        if self.degrade_actors != "auto" and self.degrade_actors < 1:
+            out.append(("degrade_actors", f"must be >= 1 or 'auto', got {self.degrade_actors}"))
         out += [
             (k, f"must be > 0, got {getattr(self, k)}")
             for k in ("cpus_per_worker", "degrade_cpus_per_actor")
@@ -233,4 +254,10 @@ class Config:
         out = [] if 1 <= self.scale <= 8 else [("scale", f"must be an integer in [1, 8], got {self.scale}")]
         if self.train.precision == "fp16" and self.scaling.use_gpu is False:
             out.append(("train.precision", "fp16 needs CUDA, but scaling.use_gpu is false: use bf16 or fp32"))
+        if self.model.name == "cdcl":  # a row's crops are its positives, the other rows its negatives
+            out += [
+                (f"data.{k}", f"model cdcl contrasts crops of a task against other tasks: needs at least 2, got {n}")
+                for k in ("patches_per_task", "tasks_per_step")
+                if (n := getattr(self.data, k)) < 2
+            ]
         return out

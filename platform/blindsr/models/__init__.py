@@ -1,7 +1,7 @@
 """Plain ``nn.Module`` architectures (no Ray, no MLflow) and the explicit ``MODELS`` registry.
 
 Every model maps [0, 1] RGB LR (B, 3, h, w) to [0, 1] RGB SR (B, 3, s·h, s·w). Conditional models also
-take a support: ``model(lr, support)`` (CMDSR) or read the input itself (CDSR, DASR).
+take a support: ``model(lr, support)`` (CMDSR) or read the input itself (CDSR, DASR, CdCL).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from torch import nn
 
 from blindsr.config import ModelConfig
+from blindsr.models.cdcl import CdCL
 from blindsr.models.cdsr import CDSR
 from blindsr.models.cmdsr import CMDSR
 from blindsr.models.dasr import DASR
@@ -78,11 +79,18 @@ def _dasr(cfg: ModelConfig, scale: int) -> nn.Module:
     )
 
 
+def _cdcl(cfg: ModelConfig, scale: int) -> nn.Module:
+    """CdCL-S: n_feats 64, 6 groups × 6 blocks (the released code); CdCL-L: 96, 6 × 9. MoCo's momentum and
+    temperature are its EMA target's and its contrast's (the official 0.99 and 1.0 in the presets)."""
+    return CdCL(scale, cfg.n_feats, cfg.n_groups, cfg.n_blocks, cfg.moco_momentum, cfg.moco_temperature)
+
+
 MODELS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
     **BASENETS,
     "cmdsr": _cmdsr,
     "cdsr": _cdsr,
     "dasr": _dasr,
+    "cdcl": _cdcl,
 }
 
 

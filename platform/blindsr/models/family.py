@@ -5,6 +5,8 @@
   task-contrastive loss and alternating optimisers over ``base_parameters`` / ``condition_parameters``.
 * ``contrastive`` (CDSR, DASR): a MoCo degradation encoder and a generator; ``contrastive_forward`` (joint
   training), ``contrast`` (encoder pre-training), ``encoder.embed(lr)`` and ``generator(lr, embedding)``.
+* ``multicrop`` (CdCL): a degradation encoder trained on a task's m crops (negative-free FastMoCo) and a generator
+  reading the encoder's map; ``multicrop_forward`` (joint), ``multicrop_contrast`` (encoder stage), ``model(lr)``.
 
 A class claims a family with a class attribute ``family``; :func:`check_family` (called by ``build_model``)
 fails at build time when it lacks a method its family needs, so a contrastive model without
@@ -24,6 +26,7 @@ class Family(StrEnum):
     PLAIN = "plain"
     CONDITIONAL = "conditional"
     CONTRASTIVE = "contrastive"
+    MULTICROP = "multicrop"
 
 
 # what a member of each family must have (methods or submodules), checked when a model is built
@@ -38,6 +41,14 @@ REQUIRED: dict[Family, tuple[str, ...]] = {
         "encoder_parameters",
         "generator_parameters",
     ),
+    Family.MULTICROP: (
+        "encoder",
+        "generator",
+        "multicrop_forward",
+        "multicrop_contrast",
+        "encoder_parameters",
+        "generator_parameters",
+    ),
 }
 
 # the family of each registry name (``blindsr.models.MODELS``); a name not listed is plain
@@ -45,16 +56,23 @@ FAMILY_OF_NAME: dict[str, Family] = {
     "cmdsr": Family.CONDITIONAL,
     "cdsr": Family.CONTRASTIVE,
     "dasr": Family.CONTRASTIVE,
+    "cdcl": Family.MULTICROP,
 }
 
 # the SR network of each family, as an attribute of the model (None: the model itself): what
 # ``train.compile`` compiles (the encoder and ConditionNet run once per task, the SR network per patch)
-SR_NETWORK: dict[Family, str | None] = {Family.PLAIN: None, Family.CONDITIONAL: "base", Family.CONTRASTIVE: "generator"}
+SR_NETWORK: dict[Family, str | None] = {
+    Family.PLAIN: None,
+    Family.CONDITIONAL: "base",
+    Family.CONTRASTIVE: "generator",
+    Family.MULTICROP: "generator",
+}
 
 # which paper's job trains which families (``jobs/train_<paper>.py``, a search space's ``family``)
 PAPER_FAMILIES: dict[str, tuple[Family, ...]] = {
     "cmdsr": (Family.CONDITIONAL, Family.PLAIN),
     "cdsr": (Family.CONTRASTIVE,),
+    "cdcl": (Family.MULTICROP,),
 }
 
 

@@ -33,6 +33,8 @@ def fields_used(cfg: ModelConfig) -> set[str]:
         return {"basenet", "support_size", "modulation"} | BASENET_FIELDS[cfg.basenet]
     if cfg.name == "dasr":
         return {"n_feats"} | MOCO
+    if cfg.name == "cdcl":
+        return {"n_feats", "n_groups", "n_blocks", "moco_momentum", "moco_temperature"}
     if cfg.name == "cdsr":
         used = {"n_feats", "encoder", "use_codebook", "trunk"} | MOCO
         if cfg.trunk == "rrdb":

@@ -1,4 +1,4 @@
-"""Command line of the training jobs (``jobs/train_cmdsr.py``, ``jobs/train_cdsr.py``): parse, build the
+"""Command line of the training jobs (``jobs/train_<paper>.py``: cmdsr, cdsr, cdcl): parse, build the
 config (preset → ``--config`` YAML → ``--set`` overrides), train on Ray, evaluate the registered version with the
 family's paper protocol (printed, and logged into the run that registered it), print where the results are."""
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 PRESET_KINDS = {
     "cmdsr": ("paper", "code", "demo", "smoke"),
     "cdsr": ("paper", "demo", "smoke", "dasr_paper", "dasr_code"),
+    "cdcl": ("paper", "large", "demo", "smoke"),
 }
 
 
@@ -32,7 +33,7 @@ def preset_name(family: str, kind: str) -> str:
     return kind if kind.startswith("dasr_") else f"{family}_{kind}"
 
 
-PROTOCOLS = {"cmdsr": "cmdsr", "cdsr": "cdsr9"}  # the evaluation protocol of each family's paper
+PROTOCOLS = {"cmdsr": "cmdsr", "cdsr": "cdsr9", "cdcl": "dasr_iso"}  # the evaluation protocol of each family's paper
 
 
 def parser(family: str, doc: str) -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ A batch is ``lr`` (k, m, 3, h, w) and ``hr`` (k, m, 3, s·h, s·w), float in [0,
 k tasks, each m patches sharing one degradation. Each step object owns its optimisers and schedulers,
 returns a dict of slash-named metrics, and checkpoints through ``state_dict``/``load_state_dict``.
 A step whose loss is NaN/Inf on any rank is skipped by all ranks and counted in ``nonfinite_in_a_row``.
+The multi-stage families (CDSR/DASR, CdCL, KDSR) build on :class:`Step` in ``train/stages.py``.
 
 Forwards run under the step's :class:`~blindsr.train.precision.Precision` (autocast) and their outputs are
 cast back to fp32 before every loss; after each step the optional :class:`~blindsr.train.ema.EMA` follows
@@ -18,12 +19,12 @@ import torch
 from torch import nn
 
 from blindsr.config import LossConfig, OptimConfig
-from blindsr.losses import derangement, info_nce, l1_255, task_contrastive
+from blindsr.losses import derangement, l1_255, task_contrastive
 from blindsr.models.cmdsr import CMDSR
 from blindsr.models.family import Family, family_of
 from blindsr.train.distributed import GradientAverager
 from blindsr.train.ema import EMA
-from blindsr.train.optim import adam, multistep
+from blindsr.train.optim import main_schedule, optimizer
 from blindsr.train.precision import Precision
 
 
@@ -119,8 +120,8 @@ class SRStep(Step):
     def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, **kw: Any) -> None:
         super().__init__(model, optim_cfg, loss_cfg, **kw)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizers["sr"] = adam(self.params, optim_cfg.lr, optim_cfg)
-        self.schedulers["sr"] = multistep(self.optimizers["sr"], optim_cfg)
+        self.optimizers["sr"] = optimizer(self.params, optim_cfg.lr, optim_cfg)
+        self.schedulers["sr"] = main_schedule(self.optimizers["sr"], optim_cfg)
 
     def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         loss = l1_255(self.forward(self.model, lr.flatten(0, 1)), hr.flatten(0, 1))
@@ -144,9 +145,9 @@ class CMDSRStep(Step):
         super().__init__(model, optim_cfg, loss_cfg, **kw)
         self.generator = generator
         self.base_params, self.cond_params = model.base_parameters(), model.condition_parameters()
-        self.optimizers["base"] = adam(self.base_params, optim_cfg.lr, optim_cfg)
-        self.optimizers["condition"] = adam(self.cond_params, optim_cfg.lr_condition, optim_cfg)
-        self.schedulers = {k: multistep(o, optim_cfg) for k, o in self.optimizers.items()}
+        self.optimizers["base"] = optimizer(self.base_params, optim_cfg.lr, optim_cfg)
+        self.optimizers["condition"] = optimizer(self.cond_params, optim_cfg.lr_condition, optim_cfg)
+        self.schedulers = {k: main_schedule(o, optim_cfg) for k, o in self.optimizers.items()}
         self.base_updates = 0
 
     def _halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,67 +218,6 @@ class CMDSRStep(Step):
         self.generator.set_state(state["generator"])
 
 
-class ContrastiveStep(Step):
-    """CDSR / DASR: L = w_c · InfoNCE(MoCo) + w_1 · L1 on the query crop, one Adam over all trainable params.
-
-    Each task brings m = 2 patches sharing one kernel: patch 0 is the query (also super-resolved), patch 1
-    the MoCo key. The first ``optim.pretrain_steps`` iterations train the encoder alone on InfoNCE with
-    ``optim.lr_pretrain``, ×0.1 at each of ``optim.pretrain_milestones`` (DASR's stage 1; CDSR Table 12); the
-    schedule's milestones count from its end. ``optim.pretrain_shared_optimizer`` keeps one Adam (and its
-    moments) across both stages, as the official trainers do; otherwise stage 1 has its own.
-    """
-
-    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, **kw: Any) -> None:
-        super().__init__(model, optim_cfg, loss_cfg, **kw)
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.encoder_params = [p for p in model.encoder_parameters() if p.requires_grad]
-        self.optimizers["sr"] = adam(self.params, optim_cfg.lr, optim_cfg)
-        cfg, stage1 = optim_cfg, optim_cfg.pretrain_steps
-
-        def pretrain_factor(t: int) -> float:  # t: stage-1 updates so far
-            return 0.1 ** sum(t >= m for m in cfg.pretrain_milestones)
-
-        if stage1 > 0 and cfg.pretrain_shared_optimizer:  # one Adam, one schedule over both stages
-            self.stage1_optimizer = "sr"
-
-            def factor(t: int) -> float:
-                if t < stage1:
-                    return cfg.lr_pretrain / cfg.lr * pretrain_factor(t)
-                return cfg.gamma ** sum(t - stage1 >= m for m in cfg.milestones)
-
-            self.schedulers["sr"] = torch.optim.lr_scheduler.LambdaLR(self.optimizers["sr"], factor)
-        else:
-            self.stage1_optimizer = "encoder"
-            self.schedulers["sr"] = multistep(self.optimizers["sr"], optim_cfg)
-            if stage1 > 0:
-                self.optimizers["encoder"] = adam(self.encoder_params, cfg.lr_pretrain, cfg)
-                self.schedulers["encoder"] = torch.optim.lr_scheduler.LambdaLR(
-                    self.optimizers["encoder"], pretrain_factor
-                )
-
-    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
-        if lr.shape[1] < 2:
-            raise ValueError(f"contrastive training needs a query and a key crop per task, got {lr.shape[1]} patch")
-        query, key = lr[:, 0], lr[:, 1]
-        if self.iteration <= self.optim_cfg.pretrain_steps:
-            logits, labels = self.forward(self.model.contrast, query, key)
-            loss = info_nce(logits, labels)
-            self._update(loss, self.encoder_params, self.stage1_optimizer)
-            return {"train/loss_contrast": loss.item(), **self._common_metrics()}
-        sr, logits, labels = self.forward(self.model.contrastive_forward, query, key)
-        l1, con = l1_255(sr, hr[:, 0]), info_nce(logits, labels)
-        loss = self.loss_cfg.weight_l1 * l1 + self.loss_cfg.weight_contrast * con
-        self._update(loss, self.params, "sr")
-        accuracy = (logits.argmax(dim=1) == labels).float().mean().item()
-        return {
-            "train/loss": loss.item(),
-            "train/loss_l1": l1.item(),
-            "train/loss_contrast": con.item(),
-            "train/contrast_top1": accuracy,
-            **self._common_metrics(),
-        }
-
-
 def make_step(
     model: nn.Module,
     optim_cfg: OptimConfig,
@@ -290,10 +230,15 @@ def make_step(
 ) -> Step:
     """The step that trains ``model``'s family (``models.family_of``), in ``precision``, followed by ``ema``;
     ``averager`` averages gradients over data-parallel ranks (default: bucketed, overlapping backward)."""
+    from blindsr.train.stages import ContrastiveStep, MultiCropStep  # they build on Step
+
     family = family_of(model)
     kw: dict[str, Any] = {"precision": precision, "ema": ema, "averager": averager}
     if family is Family.CONDITIONAL:
         return CMDSRStep(model, optim_cfg, loss_cfg, generator or torch.Generator().manual_seed(0), **kw)
-    if family is Family.CONTRASTIVE:
-        return ContrastiveStep(model, optim_cfg, loss_cfg, **kw)
-    return SRStep(model, optim_cfg, loss_cfg, **kw)
+    steps: dict[Family, type[Step]] = {
+        Family.PLAIN: SRStep,
+        Family.CONTRASTIVE: ContrastiveStep,
+        Family.MULTICROP: MultiCropStep,
+    }
+    return steps[family](model, optim_cfg, loss_cfg, **kw)
