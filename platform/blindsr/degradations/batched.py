@@ -5,8 +5,8 @@ that degrades its own batch (``scaling.degrade_on: trainer``) has k tasks with k
 ``degrade`` k times launches k small pipelines. Here units with the same shape and pipeline path form a group,
 and each stage runs once per group with per-unit operators stacked along a batch axis:
 
-* separable (isotropic or no) kernels: the per-unit banded axis matrices (:mod:`banded`), each tile of the
-  rows of all units in one batched matmul, the columns unit by unit;
+* separable (isotropic or no) kernels: the per-unit banded axis matrices (:mod:`banded`), unit by unit and tile
+  by tile with the group's union of bands, exactly the products ``degrade`` makes;
 * other kernels with s-fold subsampling: one grouped strided convolution over only the kept pixels
   (``blur.blur_subsample`` with a kernel per unit);
 * other kernels with bicubic: one grouped blur, the shared resize, the margin crop;
