@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 
@@ -161,8 +160,8 @@ def test_rows_depend_only_on_seed_stream_and_task_id(folder):
     a = DegradeWorker(cfg.data, cfg.degradation, S, seed=3)
     b = DegradeWorker(cfg.data, cfg.degradation, S, seed=3, first_task=10)
     a.make(99)  # a worker's history does not matter
-    ra, rb = a.make(12), b({"id": np.array([2])})
-    rb = decode(rb)[0]
+    ra, rb = a.make(12), b({"id": np.array([2])})  # call 2 of one task: task 10 + 2
+    rb = decode(pa.concat_tables(rb))[0]
     assert ra.task.spec == rb.task.spec and np.array_equal(ra.task.lr, rb.task.lr) and rb.task_id == 12
     other_seed = DegradeWorker(cfg.data, cfg.degradation, S, seed=4).make(12)
     val = DegradeWorker(cfg.data, cfg.degradation, S, seed=3, stream="val").make(12)
@@ -173,7 +172,7 @@ def test_rows_depend_only_on_seed_stream_and_task_id(folder):
 def test_pair_rows_follow_moco_positive(folder, positive):
     cfg = small_cfg(str(folder), "data.sampler=pair", "data.patches_per_task=2", f"data.moco_positive={positive}")
     worker = DegradeWorker(cfg.data, cfg.degradation, S, seed=3)
-    rows = decode(worker({"id": np.arange(6)}))
+    rows = decode(pa.concat_tables(worker({"id": np.arange(6)})))
     for r in rows:
         assert r.task.lr.shape == (2, 3, P, P)
         # one degrade call per degradation: all patches when they share it, else the query and the keys apart
@@ -225,19 +224,30 @@ def test_plan_that_cannot_fit_says_what_to_change():
         plan_resources(ScalingConfig(degrade_gpu_fraction=0.5, degrade_actors=3, use_gpu=False), {"CPU": 16, "GPU": 1})
 
 
-@pytest.mark.parametrize(
-    "num_tasks, batch, actors",
-    [(400, 4, 1), (12, 4, 1), (20, 4, 2), (9, 4, 2), (3, 4, 1), (100, 64, 2), (96, 32, 1), (15_520_000, 32, 4)],
-)
-def test_read_blocks_are_whole_actor_calls(num_tasks, batch, actors):
-    from blindsr.data.stream import MAX_READ_BLOCKS, ROWS_PER_BLOCK, rows_per_block
+@pytest.mark.parametrize("calls, per_block", [(10, 3), (1, 16), (64, 16), (5, 1)])
+def test_call_source_yields_every_call_once_in_order_in_small_blocks(calls, per_block):
+    from blindsr.data.stream import CallSource
 
-    rows = rows_per_block(num_tasks, batch, actors)
-    blocks = math.ceil(num_tasks / rows)
-    assert rows % batch == 0 and blocks <= MAX_READ_BLOCKS
-    assert rows <= ROWS_PER_BLOCK or math.ceil(num_tasks / (rows - batch)) > MAX_READ_BLOCKS  # as small as it can
-    if num_tasks >= 2 * actors * batch:
-        assert blocks >= 2 * actors  # every actor has a next block while it makes one
+    (task,) = CallSource(calls, per_block, cursor=None, lead=calls).get_read_tasks(1)
+    blocks = [b.column("id").to_numpy() for b in task()]
+    assert [len(b) for b in blocks[:-1]] == [per_block] * (len(blocks) - 1) and 1 <= len(blocks[-1]) <= per_block
+    assert np.array_equal(np.concatenate(blocks), np.arange(calls))
+
+
+def test_auto_actors_grow_from_one_to_what_fits_and_refuse_a_full_cluster():
+    from blindsr.data.plan import DataPlanError, plan_resources
+    from blindsr.data.stream import map_kwargs
+
+    plan = plan_resources(ScalingConfig(num_workers=2, degrade_actors="auto", degrade_cpus_per_actor=2), {"CPU": 16})
+    assert (plan.actors, plan.max_actors, plan.free_cpus) == (1, 6, 2.0)  # 16 - 2 training - 1 read = 13 = 6 × 2 + 1
+    compute = map_kwargs(plan)["compute"]
+    assert (compute.min_size, compute.max_size) == (1, 6)
+    assert plan.params() == {"data/actors_min": 1, "data/actors_max": 6, "data/actor_cpus": 2.0}
+    assert "auto 1–6" in plan.describe()
+    squeezed = plan_resources(ScalingConfig(num_workers=2, degrade_actors="auto"), {"CPU": 3.5})
+    assert (squeezed.actors, squeezed.max_actors, squeezed.cpus_per_actor) == (1, 1, 0.5)
+    with pytest.raises(DataPlanError, match=r"scaling\.degrade_actors: auto finds no CPU"):
+        plan_resources(ScalingConfig(num_workers=3, degrade_actors="auto"), {"CPU": 4})
 
 
 def test_gpu_fraction_builds_the_gpu_request():
@@ -256,8 +266,9 @@ def test_gpu_fraction_builds_the_gpu_request():
 # ---- Ray Data streams ---------------------------------------------------------------------------------
 
 
-def collect(ds, batch_size: int = K) -> list[dict[str, np.ndarray]]:
-    return list(ds.iter_batches(batch_size=batch_size, batch_format="numpy"))
+def collect(ds) -> list[dict[str, np.ndarray]]:
+    """A stream's call rows as numpy batches of the row's tasks."""
+    return [{k: v[0] for k, v in b.items()} for b in ds.iter_batches(batch_size=1, batch_format="numpy")]
 
 
 @pytest.mark.ray
@@ -265,7 +276,7 @@ def collect(ds, batch_size: int = K) -> list[dict[str, np.ndarray]]:
 def test_train_stream_under_training_load_groups_every_batch(ray_session, folder):
     """2 CPUs held by stand-in train workers, 2 actors asked at 1 CPU: the plan shrinks them, nothing hangs."""
     from blindsr.data.plan import plan_resources
-    from blindsr.data.stream import DataMeter, train_dataset
+    from blindsr.data.stream import DataMeter, task_batches, train_dataset
 
     ray = ray_session
 
@@ -280,7 +291,7 @@ def test_train_stream_under_training_load_groups_every_batch(ray_session, folder
     plan = plan_resources(cfg.scaling, ray.cluster_resources())
     assert plan.cpus_per_actor == 0.5 and plan.free_cpus >= 1
     steps = 3
-    meter = DataMeter(train_dataset(cfg, steps=steps, plan=plan).iter_torch_batches(batch_size=K), plan.actors, 2)
+    meter = DataMeter(task_batches(train_dataset(cfg, steps=steps, plan=plan), K), plan.actors, 2)
     batches = list(meter)
     assert len(batches) == steps * 2  # both "workers'" shares, read by one consumer here
     local = DegradeWorker(cfg.data, cfg.degradation, S, seed=3)
@@ -305,7 +316,6 @@ def test_val_stream_is_identical_across_runs(ray_session, folder):
     """Two runs, and even two pool sizes (so other actors make each row), give the same rows in the same order."""
     from blindsr.data.stream import build_dataset
 
-    # 9 rows: read blocks of whole actor calls (4 ids) are 12 ids, cut to 9 (build_dataset's limit)
     runs = [collect(build_dataset(small_cfg(str(folder), f"scaling.degrade_actors={a}"), "val", 9)) for a in (2, 1)]
     first, second = ({k: np.concatenate([b[k] for b in run]) for k in run[0]} for run in runs)
     assert first["task_id"].tolist() == list(range(9))  # in task order, none made twice or left out
@@ -313,6 +323,31 @@ def test_val_stream_is_identical_across_runs(ray_session, folder):
         if name != "work_s":
             assert np.array_equal(first[name], second[name]), name
     check_rows(first["lr"], first["hr"], decode_specs(first))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_paper_length_stream_starts_at_its_first_call_and_stays_a_lead_ahead(ray_session, folder):
+    """64M tasks, as CMDSR's paper schedule on 8 workers: the source yields call ids lazily, never more than its
+    lead ahead of the calls the actors have begun, and the rows are those of task ids 0, 1, … in order."""
+    from blindsr.data.plan import plan_resources
+    from blindsr.data.stream import BLOCK_TASKS, StreamCursor, build_dataset
+
+    cfg = small_cfg(str(folder))
+    plan = plan_resources(cfg.scaling, ray_session.cluster_resources(), reserve_train=False)
+    cursor = StreamCursor.remote()
+    ds = build_dataset(cfg, "train", 64_000_000, plan=plan, tasks_per_row=K, cursor=cursor)
+    rows = []
+    for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
+        rows.append(batch["task_id"][0])
+        issued, begun = ray_session.get(cursor.state.remote())
+        lead = 4 * max(1, BLOCK_TASKS // K) * (plan.max_actors + 1)
+        assert issued - begun <= lead + BLOCK_TASKS // K, (issued, begun)
+        if len(rows) == 12:
+            break
+    assert np.concatenate(rows).tolist() == list(range(12 * K))
+    local = DegradeWorker(cfg.data, cfg.degradation, S, seed=3)
+    assert np.array_equal(local.make(12 * K - 1).task.lr, batch["lr"][0][-1])
 
 
 @pytest.mark.ray

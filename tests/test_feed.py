@@ -79,16 +79,15 @@ def test_prefetch_depth_is_a_checked_config_key():
         build_config(overrides=["data.prefetch_batches=0"])
 
 
-def stream_block(first: int, calls: list[int]) -> pa.Table:
-    """A block as the actor pool makes it: one Arrow chunk per actor call of ``calls[i]`` rows, ids from ``first``."""
-    from ray.data.block import BlockAccessor
+def call_block(first: int, calls: int, k: int) -> pa.Table:
+    """A block of ``calls`` call rows of k tasks each, ids from ``first``, as the actors make them (``schema.pack``)."""
+    from blindsr.data.schema import pack
 
-    chunks = []
-    for rows in calls:
-        ids = np.arange(first, first + rows)
-        first += rows
-        chunks.append(BlockAccessor.batch_to_block({"task_id": ids, "lr": pixels_of(ids)}))
-    return pa.concat_tables(chunks)
+    rows = []
+    for c in range(calls):
+        ids = np.arange(first + c * k, first + (c + 1) * k)
+        rows.append(pack(pa.table({"task_id": ids, "lr": pa.FixedShapeTensorArray.from_numpy_ndarray(pixels_of(ids))})))
+    return pa.concat_tables(rows)
 
 
 def pixels_of(ids: np.ndarray) -> np.ndarray:
@@ -96,35 +95,21 @@ def pixels_of(ids: np.ndarray) -> np.ndarray:
     return ((ids[:, None] * 31 + np.arange(150)[None]) % 251).astype(np.uint8).reshape(len(ids), 2, 3, 5, 5)
 
 
-@pytest.mark.parametrize("k", [1, 3, 4, 5, 40, 64])
-def test_k_row_batches_are_the_streams_rows_k_at_a_time_and_views_of_whole_calls(k):
-    from blindsr.data.stream import KRowBatches
+@pytest.mark.parametrize("k", [1, 3, 4, 64])
+def test_call_batches_are_the_streams_call_rows_in_order_and_views_of_them(k):
+    from blindsr.data.stream import CallBatches
 
-    # actor calls of 4 rows; blocks of 16, 8 and 12 rows; the stream's last call is short (3 rows)
-    blocks = [
-        stream_block(0, [4, 4, 4, 4]),
-        stream_block(16, [4, 4]),
-        stream_block(24, [4, 4, 4]),
-        stream_block(36, [3]),
-    ]
-    ids = np.arange(39)
-    batches = KRowBatches(blocks, k)
+    blocks = [call_block(0, 1, k), call_block(k, 1, k), call_block(2 * k, 3, k)]  # one call per block, or several
+    batches = CallBatches(blocks, k)
     for _ in range(2):  # an iterable: each pass starts from the first row
         got = list(batches)
-        assert [b["task_id"].tolist() for b in got] == [ids[i : i + k].tolist() for i in range(0, len(ids), k)]
+        assert [b["task_id"].tolist() for b in got] == [list(range(i * k, (i + 1) * k)) for i in range(5)]
         for b in got:
             assert b["lr"].dtype == np.uint8 and np.array_equal(b["lr"], pixels_of(b["task_id"]))
-    calls = [chunk.to_numpy() for block in blocks for chunk in block["lr"].chunks]  # views of the blocks' memory
-    for b in got:
-        inside_one_call = any(
-            set(b["task_id"]) <= set(block["task_id"].chunk(i).to_numpy())
-            for block in blocks
-            for i in range(block["task_id"].num_chunks)
-        )
-        if inside_one_call:  # no copy: the batch's pixels are the actor's output
-            assert any(np.shares_memory(b["lr"], call) for call in calls), b["task_id"]
-    if k == 4:  # the training case: every batch is one call
-        assert all(any(np.shares_memory(b["lr"], call) for call in calls) for b in got)
+    calls = [chunk.to_numpy_ndarray() for block in blocks for chunk in block["lr"].chunks]
+    assert all(any(np.shares_memory(b["lr"], call) for call in calls) for b in got)  # no copy
+    with pytest.raises(ValueError, match="holds 4 tasks, the consumer steps on 3"):
+        list(CallBatches([call_block(0, 1, 4)], 3))
 
 
 @pytest.mark.gpu
@@ -152,10 +137,11 @@ def test_task_batches_of_the_training_columns_equal_rays_own_batches(ray_session
     )
     plan = plan_resources(cfg.scaling, ray.cluster_resources(), reserve_train=False)
     k, steps = cfg.data.tasks_per_step, 3
-    full = list(train_dataset(cfg, steps=steps, plan=plan).iter_torch_batches(batch_size=k))
+    rays = train_dataset(cfg, steps=steps, plan=plan).iter_torch_batches(batch_size=1)  # a call row: one step
+    full = [{name: t[0] for name, t in batch.items()} for batch in rays]
     projected = train_dataset(cfg, steps=steps, plan=plan, columns=TRAIN_COLUMNS).materialize()
-    for block in projected.iter_batches(batch_size=None, batch_format="pyarrow"):  # whole actor calls of k rows
-        assert [len(chunk) for chunk in block["hr"].chunks] == [k] * (block.num_rows // k), block.num_rows
+    for block in projected.iter_batches(batch_size=None, batch_format="pyarrow"):  # one call row of k tasks each
+        assert block.num_rows == 1 and block["hr"].num_chunks == 1 and block["hr"].type.shape[0] == k
     meter = DataMeter(task_batches(projected, k, "cpu", depth=2), actors=1)
     ours = list(meter)
     assert len(ours) == len(full) == steps

@@ -22,7 +22,8 @@ from blindsr.data.on_trainer import (
     stream_columns,
     training_batches,
 )
-from blindsr.data.stream import DataMeter
+from blindsr.data.schema import encode, pack
+from blindsr.data.stream import CallBatches, DataMeter
 from blindsr.degradations.batched import Unit, degrade_many
 from blindsr.degradations.pipeline import degrade
 from blindsr.degradations.presets import TRAIN_PRESETS
@@ -32,14 +33,10 @@ TRAINING_PRESETS = [name for name in PRESETS if name != "preview"]
 
 
 def rows(cfg, degrade_on: str, ids: list[int], columns: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The ``columns`` of the rows ``ids`` as a consumer receives them (numpy, then the feed's tensors)."""
+    """The ``columns`` of the tasks ``ids`` as a consumer receives them: one call row, as numpy columns."""
     worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed, degrade_on=degrade_on)
-    table = worker({"id": np.asarray(ids)})
-    batch = {}
-    for name in columns:
-        col = table.column(name).combine_chunks()
-        batch[name] = col.to_numpy_ndarray() if hasattr(col, "to_numpy_ndarray") else col.to_numpy()
-    return batch
+    call = pack(encode([worker.make(i) for i in ids])).select(list(columns))
+    return next(iter(CallBatches([call], len(ids))))
 
 
 def _tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -32,6 +32,8 @@ def _type_name(tp: Any) -> str:
         return " | ".join(repr(a) for a in get_args(tp))
     if _is_optional(tp):
         return f"{_type_name(_strip_optional(tp))} | None"
+    if get_origin(tp) in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
     if get_origin(tp) is list:
         return f"list[{_type_name(get_args(tp)[0])}]"
     return getattr(tp, "__name__", str(tp))
@@ -62,6 +64,13 @@ def _coerce(value: Any, tp: Any, key: str, origin: str | None) -> Any:
         if value is None or (isinstance(value, str) and value.strip().lower() in {"none", "null", "~"}):
             return None
         return _coerce(value, _strip_optional(tp), key, origin)
+    if get_origin(tp) in (Union, types.UnionType):  # e.g. int | Literal["auto"]: the first member that takes it
+        for member in get_args(tp):
+            try:
+                return _coerce(value, member, key, origin)
+            except ConfigError:
+                continue
+        fail()
     if get_origin(tp) is Literal:
         choices = get_args(tp)
         if value in choices:

@@ -35,13 +35,19 @@ class DataConfig:
     # patch 0 is the MoCo query and patches 1.. its keys, made as moco_positive says
     sampler: Literal["task", "pair"] = "task"
     prefetch_batches: int = 2  # batches copied ahead to the device on CUDA (Ray fetches the next block on any)
+    # GB of pool pixels a node holds at once; a larger pool is drawn from in windows (docs/data.md). None: all of it
+    pool_memory_gb: float | None = None
+    cache_dir: str | None = None  # node-local folder of decoded pools; None: $BLINDSR_CACHE_DIR or <tmp>/blindsr-pool
 
     def problems(self) -> list[tuple[str, str]]:
-        return [
+        out = [
             (k, f"must be >= 1, got {getattr(self, k)}")
             for k in ("patch_size", "patches_per_task", "tasks_per_step", "prefetch_batches")
             if getattr(self, k) < 1
         ]
+        if self.pool_memory_gb is not None and not self.pool_memory_gb > 0:
+            out.append(("pool_memory_gb", f"must be > 0 GB (or null: the whole pool), got {self.pool_memory_gb}"))
+        return out
 
 
 @dataclass
@@ -53,7 +59,7 @@ class ModelConfig:
     are ignored by it.
     """
 
-    name: Literal["srresnet", "vdsr", "idn", "edsr", "cmdsr", "cdsr", "dasr", "cdcl"] = "cmdsr"  # = MODELS' keys
+    name: Literal["srresnet", "vdsr", "idn", "edsr", "cmdsr", "cdsr", "dasr", "cdcl", "kdsr"] = "cmdsr"  # MODELS' keys
     n_feats: int = 64
     n_blocks: int = 10
     # CMDSR family
@@ -75,6 +81,7 @@ class ModelConfig:
     # CdCL: DAGs of n_blocks DaDAUs each (CdCL-S 6 × 6 at n_feats 64, CdCL-L 6 × 9 at 96); MoCo's momentum and
     # temperature are its EMA target's and contrast's (0.99, 1.0)
     n_groups: int = 6
+    encoder_blocks: int = 9  # KDSR: ResBlocks per KD-IDE (KDSR_S-M: 9, 53 IDR blocks, 64; S-L: 5, 28, 128)
 
     def problems(self) -> list[tuple[str, str]]:
         out = [
@@ -82,6 +89,8 @@ class ModelConfig:
             for k in ("n_feats", "n_blocks", "support_size", "codebook_size", "moco_queue", "n_groups")
             if getattr(self, k) < 1
         ]
+        if self.encoder_blocks < 0:
+            out.append(("encoder_blocks", f"must be >= 0, got {self.encoder_blocks}"))
         if not (self.use_pixel_branch or self.use_patch_branch):
             out.append(("use_patch_branch", "the LPE encoder needs at least one of the pixel and patch branches"))
         if not 0.0 <= self.moco_momentum < 1.0:
@@ -98,6 +107,14 @@ class LossConfig:
     contrastive_form: Literal["elementwise", "squared_distance"] = "elementwise"
     weight_l1: float = 1.0
     weight_contrast: float = 1.0
+    weight_kd: float = 1.0  # KDSR: the distillation loss against L1 on [0, 1], as the paper's L1 + L_KD
+    kd_temperature: float = 0.15  # KDSR: softmax temperature of both IDRs in the distillation loss
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = [("weight_kd", f"must be >= 0, got {self.weight_kd}")] if self.weight_kd < 0 else []
+        if not self.kd_temperature > 0:
+            out.append(("kd_temperature", f"must be > 0, got {self.kd_temperature}"))
+        return out
 
 
 @dataclass

@@ -1,10 +1,9 @@
-"""``DegradeWorker``: the Ray Data ``map_batches`` callable that turns task ids into task rows.
+"""``DegradeWorker``: the Ray Data ``map_batches`` callable that turns call indices into call rows of tasks.
 
-It loads its HR pool once (folder, shards or corpus) and makes every row from its own generator,
-``np.random.default_rng([run seed, stream, task id])``. A row is therefore a pure function of
-(seed, stream, task id): whichever actor gets a batch, and however often a failed batch is retried, the
-rows are the same, so validation streams and seeded runs reproduce exactly. (Seeding from a worker index
-instead would tie the rows to Ray's scheduling.)
+It maps its node's HR pool (:mod:`blindsr.data.pool`: one copy per node) and makes every task from its own
+generator, ``np.random.default_rng([run seed, stream, task id])``, drawing its image from the task's window
+(:mod:`blindsr.data.windows`: the whole pool unless ``data.pool_memory_gb`` bounds it). A row is therefore a pure
+function of (seed, stream, task id): whichever actor makes it, and however often a failed batch is retried.
 
 Two samplers (``DataConfig.sampler``):
 
@@ -23,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import mmap
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -32,8 +33,10 @@ import pyarrow as pa
 from blindsr.config import DataConfig, DegradationConfig
 from blindsr.console import Event, send
 from blindsr.data.patches import Task, TaskSampler
-from blindsr.data.schema import TaskRow, encode
-from blindsr.data.sources import DatasetError, ImagePool, load_source
+from blindsr.data.pool import node_pool
+from blindsr.data.schema import TaskRow, encode, pack
+from blindsr.data.sources import DatasetError, ImagePool
+from blindsr.data.windows import PoolWindows
 from blindsr.degradations.sampling import max_context, sample_spec
 from blindsr.degradations.spec import DegradationSpec
 
@@ -57,6 +60,9 @@ class DegradeWorker:
         console: the driver's progress channel (``blindsr.train.progress``): skipped images are named there.
         degrade_on: ``actor`` makes LR here; ``trainer`` leaves it to the train worker: rows carry HR windows with
             the distribution's largest context margin and the spec, no LR (:mod:`blindsr.data.on_trainer`).
+        tasks_per_row: tasks of one call row (``__call__``): a train worker's step, or 1.
+        cursor: the stream's :class:`~blindsr.data.stream.StreamCursor`, told each call begun.
+        columns: the columns of the call rows (default all): what the consumer reads, and no more.
     """
 
     def __init__(
@@ -70,6 +76,9 @@ class DegradeWorker:
         device: str = "cpu",
         console: Any = None,
         degrade_on: Literal["actor", "trainer"] = "actor",
+        tasks_per_row: int = 1,
+        cursor: Any = None,
+        columns: Sequence[str] | None = None,
     ) -> None:
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream!r}; valid: {', '.join(STREAMS)}")
@@ -78,17 +87,23 @@ class DegradeWorker:
         self.window = max_context(degradation, scale) if degrade_on == "trainer" else 0
         self.data, self.degradation, self.scale = data, degradation, scale
         self.seed, self.stream_key, self.first_task = seed, STREAMS[stream], first_task
+        self.tasks_per_row, self.cursor, self.columns = tasks_per_row, cursor, columns
         source, split = (data.source, "train") if stream == "train" else (data.val_source, "val")
         hr_size = data.patch_size * scale
-        self.pool: ImagePool = load_source(source, split, min_size=hr_size, recursive=data.recursive)
+        self.node = node_pool(source, split, min_size=hr_size, recursive=data.recursive, cache_dir=data.cache_dir)
+        self.pool: ImagePool = self.node.pool
+        self.windows = PoolWindows.plan(len(self.pool), self.node.raw_bytes, data.pool_memory_gb, seed, self.stream_key)
+        self._window: tuple[int, ImagePool] = (0 if self.windows.resident else -1, self.pool)
         log.info("DegradeWorker (%s): %s", stream, self.pool.summary())
         if self.pool.skipped:  # the user's console, which does not show actors' logs by default
             send(console, Event(0, {}, note=f"data ({stream}): {self.pool.summary()}"))
         pair = data.sampler == "pair"
         if pair and data.patches_per_task < 2:
             raise ValueError(f"a query/key pair task needs data.patches_per_task >= 2, got {data.patches_per_task}")
-        if pair and data.moco_positive == "other_image" and len(self.pool) < 2:
-            raise DatasetError(f"moco_positive='other_image' needs at least 2 images; {self.pool.summary()}")
+        if pair and data.moco_positive == "other_image" and min(len(self.pool), self.windows.per_window) < 2:
+            raise DatasetError(
+                f"moco_positive='other_image' needs at least 2 images (resident together); {self.pool.summary()}"
+            )
         self.augment = data.augment and stream == "train"
         self.device = device
         self.sampler = TaskSampler(
@@ -101,17 +116,31 @@ class DegradeWorker:
             device=device,
             window=self.window,
         )
-        self._single: dict[tuple[int, int], TaskSampler] = {}
+        self._single: dict[tuple[str, int], TaskSampler] = {}
 
     def rng(self, task_id: int) -> np.random.Generator:
         """The generator of task ``task_id``: a function of (run seed, stream, task id) only."""
         return np.random.default_rng([self.seed, self.stream_key, task_id])
 
-    def _from_image(self, index: int, n: int) -> TaskSampler:
-        """A sampler of n patches restricted to pool image ``index`` (cached)."""
-        key = (index, n)
+    def images_of(self, task_id: int) -> ImagePool:
+        """The images task ``task_id`` draws from: the pool, or its window of the pool. Entering a window asks the
+        kernel to read the next one ahead and to drop this process's pages of the one before."""
+        window = self.windows.window_of(task_id)
+        if window != self._window[0]:
+            members = self.windows.members(window)
+            self.node.advise(self.windows.members(window + 1), mmap.MADV_WILLNEED)
+            if window > 0:
+                keep = set(members) | set(self.windows.members(window + 1))
+                self.node.advise([i for i in self.windows.members(window - 1) if i not in keep], mmap.MADV_DONTNEED)
+            images = ImagePool([self.pool[int(i)] for i in members], origin=f"{self.pool.origin} (window {window})")
+            self._window = (window, images)
+        return self._window[1]
+
+    def _from_image(self, pool: ImagePool, index: int, n: int) -> TaskSampler:
+        """A sampler of n patches restricted to image ``index`` of ``pool`` (cached by image)."""
+        image = pool[index]
+        key = (image.id, n)
         if key not in self._single:
-            image = self.pool[index]
             self._single[key] = TaskSampler(
                 ImagePool([image], origin=image.id),
                 self.data.patch_size,
@@ -124,19 +153,19 @@ class DegradeWorker:
             )
         return self._single[key]
 
-    def _pair(self, rng: np.random.Generator) -> tuple[Task, DegradationSpec | None]:
+    def _pair(self, rng: np.random.Generator, pool: ImagePool) -> tuple[Task, DegradationSpec | None]:
         spec = sample_spec(rng, self.degradation, self.scale)
         mode = self.data.moco_positive
         if mode == "same":
-            return self.sampler.sample(rng, spec), None
-        q_index = int(rng.integers(len(self.pool)))
-        query = self._from_image(q_index, 1).sample(rng, spec)
+            return self.sampler.sample(rng, spec, pool), None
+        q_index = int(rng.integers(len(pool)))
+        query = self._from_image(pool, q_index, 1).sample(rng, spec)
         if mode == "other_image":
-            k_index = (q_index + 1 + int(rng.integers(len(self.pool) - 1))) % len(self.pool)
+            k_index = (q_index + 1 + int(rng.integers(len(pool) - 1))) % len(pool)
             key_spec = dataclasses.replace(spec, seed=int(rng.integers(0, 2**31 - 1)))
         else:  # other_degradation
             k_index, key_spec = q_index, sample_spec(rng, self.degradation, self.scale)
-        keys = self._from_image(k_index, self.data.patches_per_task - 1).sample(rng, key_spec)
+        keys = self._from_image(pool, k_index, self.data.patches_per_task - 1).sample(rng, key_spec)
         task = Task(
             lr=None if query.lr is None else np.concatenate([query.lr, keys.lr]),
             hr=np.concatenate([query.hr, keys.hr]),
@@ -149,13 +178,19 @@ class DegradeWorker:
     def make(self, task_id: int) -> TaskRow:
         """The row of task ``task_id`` (lr (n, 3, h, w), hr (n, 3, s·h, s·w) uint8)."""
         start = time.perf_counter()
-        rng = self.rng(task_id)
+        rng, pool = self.rng(task_id), self.images_of(task_id)
         if self.data.sampler == "pair":
-            task, key_spec = self._pair(rng)
+            task, key_spec = self._pair(rng, pool)
         else:
-            task, key_spec = self.sampler.sample_random(rng, self.degradation), None
+            task, key_spec = self.sampler.sample_random(rng, self.degradation, pool), None
         return TaskRow(task_id, task, key_spec, work_s=time.perf_counter() - start)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        """``{"id": (k,) int64}`` (a ``ray.data.range`` batch) → k task rows (``schema.task_schema``)."""
-        return encode([self.make(self.first_task + int(i)) for i in batch["id"]])
+    def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
+        """``{"id": (b,) int64}`` call indices (:class:`~blindsr.data.stream.CallSource`) → b call rows, one at a
+        time: call c holds tasks ``first_task + c·tasks_per_row …`` (``schema.pack``)."""
+        for call in batch["id"]:
+            first = self.first_task + int(call) * self.tasks_per_row
+            if self.cursor is not None:
+                self.cursor.advance.remote(int(call))
+            table = encode([self.make(first + i) for i in range(self.tasks_per_row)])
+            yield pack(table if self.columns is None else table.select(list(self.columns)))

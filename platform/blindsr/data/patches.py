@@ -104,11 +104,13 @@ class TaskSampler:
         element = self._d4_elements[int(np.random.default_rng(seed).integers(len(self._d4_elements)))]
         return self._d4(window, element)
 
-    def sample(self, rng: np.random.Generator, spec: DegradationSpec) -> Task:
-        """One task with the given degradation; all randomness (image, crops, flips) from ``rng``."""
+    def sample(self, rng: np.random.Generator, spec: DegradationSpec, pool: ImagePool | None = None) -> Task:
+        """One task with the given degradation from an image of ``pool`` (default: the sampler's); all randomness
+        (image, crops, flips) from ``rng``."""
         if spec.scale != self.scale:
             raise ValueError(f"spec scale ×{spec.scale} differs from the sampler's ×{self.scale}")
-        img = self.pool[int(rng.integers(len(self.pool)))]
+        pool = self.pool if pool is None else pool
+        img = pool[int(rng.integers(len(pool)))]
         h, w = img.shape
         margin = spec.context()
         if self.window and margin > self.window:
@@ -135,6 +137,6 @@ class TaskSampler:
         hr = batch[..., margin : margin + self.hr_size, margin : margin + self.hr_size]
         return Task(lr=lr.cpu().numpy(), hr=hr.contiguous().cpu().numpy(), spec=spec, image_id=img.id)
 
-    def sample_random(self, rng: np.random.Generator, cfg: DegradationConfig) -> Task:
-        """Draw a degradation from ``cfg`` then a task with it."""
-        return self.sample(rng, sample_spec(rng, cfg, self.scale))
+    def sample_random(self, rng: np.random.Generator, cfg: DegradationConfig, pool: ImagePool | None = None) -> Task:
+        """Draw a degradation from ``cfg`` then a task with it (from ``pool``, default the sampler's)."""
+        return self.sample(rng, sample_spec(rng, cfg, self.scale), pool)

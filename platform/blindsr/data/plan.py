@@ -4,15 +4,16 @@ the driver before Ray starts work, and every rule is tested without a cluster.
 
 Resource rule (ray-project/ray#44687: actors that take every CPU starve Ray Data's read tasks forever):
 :func:`plan_resources` reserves the train workers' CPUs and :data:`READ_CPUS` for read tasks, and gives the
-actors what is left: their configured CPUs if that fits, else an equal fractional share. A share below
-:data:`MIN_ACTOR_CPUS`, or GPU fractions that do not fit, fail at once with the settings to change. A sweep
-runs as many trials at once as hold a driver (:data:`TRIAL_DRIVER_CPUS`), their workers and their data plan.
+actors what is left: their configured CPUs if that fits, else an equal fractional share; ``auto``: from 1 actor
+up to as many as fit. A share below :data:`MIN_ACTOR_CPUS`, or GPU fractions that do not fit, fail at once with
+the settings to change. A sweep runs as many trials at once as hold a driver, their workers and their data plan.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,17 +36,21 @@ class DataPlanError(RuntimeError):
 class DataPlan:
     """Resources of the degradation actor pool, derived from the cluster and the ScalingConfig."""
 
-    actors: int
+    actors: int  # the pool's size, or its least size when it scales
     cpus_per_actor: float
     gpus_per_actor: float
     cluster_cpus: float
     train_cpus: float
     degrade_on: str = "actor"  # scaling.degrade_on: who makes the LR (trainer: the actors only cut HR windows)
+    max_actors: int = 0  # > actors: Ray Data scales the pool up to this many while the trainers wait (auto)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_actors", max(self.max_actors, self.actors))
 
     @property
     def free_cpus(self) -> float:
-        """CPUs left for Ray Data's read tasks once training and the actors hold theirs (≥ READ_CPUS)."""
-        return self.cluster_cpus - self.train_cpus - self.actors * self.cpus_per_actor
+        """CPUs left for Ray Data's read tasks once training and the most actors hold theirs (≥ READ_CPUS)."""
+        return self.cluster_cpus - self.train_cpus - self.max_actors * self.cpus_per_actor
 
     @property
     def device(self) -> str:
@@ -54,10 +59,21 @@ class DataPlan:
     def describe(self) -> str:
         gpu = f", {self.gpus_per_actor:g} GPU" if self.gpus_per_actor else ""
         role = "degradation actor(s)" if self.degrade_on == "actor" else "crop actor(s) (LR made on the train workers)"
+        count = str(self.actors)
+        if self.max_actors > self.actors:
+            count = f"auto {self.actors}–{self.max_actors} (Ray Data adds actors while trainers wait, up to what fits)"
         return (
-            f"{self.actors} {role} × {self.cpus_per_actor:g} CPU{gpu}; training {self.train_cpus:g} CPU; "
+            f"{count} {role} × {self.cpus_per_actor:g} CPU{gpu}; training {self.train_cpus:g} CPU; "
             f"{self.free_cpus:g} of {self.cluster_cpus:g} CPUs left for read tasks"
         )
+
+    def params(self) -> dict[str, float]:
+        """The plan as MLflow params: what the run was given, whatever ``scaling.degrade_actors`` said."""
+        return {
+            "data/actors_min": self.actors,
+            "data/actors_max": self.max_actors,
+            "data/actor_cpus": self.cpus_per_actor,
+        }
 
 
 def plan_resources(scaling: ScalingConfig, cluster: Mapping[str, float], reserve_train: bool = True) -> DataPlan:
@@ -73,10 +89,20 @@ def plan_resources(scaling: ScalingConfig, cluster: Mapping[str, float], reserve
         DataPlanError: the actors cannot get MIN_ACTOR_CPUS each, or their GPU fractions do not fit.
     """
     cpus, gpus = float(cluster.get("CPU", 0.0)), float(cluster.get("GPU", 0.0))
-    actors = scaling.degrade_actors
     train_cpus = scaling.num_workers * scaling.cpus_per_worker if reserve_train else 0.0
     budget = cpus - train_cpus - READ_CPUS
     per_actor = scaling.degrade_cpus_per_actor
+    auto = scaling.degrade_actors == "auto"
+    actors = 1 if auto else int(scaling.degrade_actors)
+    most = math.floor(budget / per_actor + 1e-9) if auto else actors
+    if auto and most < 1 and budget < MIN_ACTOR_CPUS:
+        raise DataPlanError(
+            f"scaling.degrade_actors: auto finds no CPU for a degradation actor: the cluster has {cpus:g} CPUs, "
+            f"training takes {scaling.num_workers} × {scaling.cpus_per_worker:g} = {train_cpus:g} and Ray Data read "
+            f"tasks keep {READ_CPUS:g}. Lower scaling.num_workers or scaling.cpus_per_worker, or give Ray more CPUs."
+        )
+    if auto and most < 1:
+        most, per_actor = 1, math.floor(100 * budget) / 100  # one actor on what is left
     if actors * per_actor > budget:
         per_actor = math.floor(100 * budget / actors) / 100  # an equal fractional share, rounded down
         if per_actor < MIN_ACTOR_CPUS:
@@ -98,15 +124,27 @@ def plan_resources(scaling: ScalingConfig, cluster: Mapping[str, float], reserve
     if gpu_share > 0:
         trains_on_gpu = reserve_train and (scaling.use_gpu or (scaling.use_gpu is None and gpus >= 1))
         train_gpus = scaling.num_workers if trains_on_gpu else 0
+        if auto:
+            most = max(1, min(most, math.floor((gpus - train_gpus) / gpu_share + 1e-9)))
         if actors * gpu_share > gpus - train_gpus + 1e-9:
             raise DataPlanError(
                 f"the degradation actors want {actors} × {gpu_share:g} GPU but the cluster has {gpus:g} GPUs, "
                 f"{train_gpus} of them for training. Lower scaling.degrade_gpu_fraction or scaling.degrade_actors, "
                 f"train on fewer GPUs (scaling.num_workers), or set scaling.degrade_gpu_fraction=0 to degrade on CPUs."
             )
-    plan = DataPlan(actors, per_actor, gpu_share, cpus, train_cpus, scaling.degrade_on)
+    plan = DataPlan(actors, per_actor, gpu_share, cpus, train_cpus, scaling.degrade_on, max_actors=most)
     log.info("data plan: %s", plan.describe())
     return plan
+
+
+LOCAL_MIN_CPUS = 4  # a local Ray declares at least this many: a worker, an actor and a read task each get one
+
+
+def local_cluster() -> dict[str, float]:
+    """What the local Ray a job starts (``train.launch.ensure_ray``) declares: plannable before it starts."""
+    import torch
+
+    return {"CPU": float(max(LOCAL_MIN_CPUS, os.cpu_count() or 1)), "GPU": float(torch.cuda.device_count())}
 
 
 def preflight(source: str) -> None:
@@ -132,7 +170,8 @@ def trial_cpus(cfg: Config) -> float:
     """CPUs one trial holds: its driver, its train workers, a read task, its degradation actors."""
     s = cfg.scaling
     workers = s.num_workers * s.cpus_per_worker
-    return TRIAL_DRIVER_CPUS + workers + READ_CPUS + s.degrade_actors * s.degrade_cpus_per_actor
+    actors = 1 if s.degrade_actors == "auto" else s.degrade_actors  # auto grows into what the trial's share leaves
+    return TRIAL_DRIVER_CPUS + workers + READ_CPUS + actors * s.degrade_cpus_per_actor
 
 
 def trial_share(cfg: Config, cluster: Mapping[str, float], trials: int, cap: int | None = None) -> TrialShare:
@@ -140,7 +179,8 @@ def trial_share(cfg: Config, cluster: Mapping[str, float], trials: int, cap: int
     s = cfg.scaling
     cpus, gpus = float(cluster.get("CPU", 0.0)), float(cluster.get("GPU", 0.0))
     limits = [trials, math.floor(cpus / trial_cpus(cfg) + 1e-9)]
-    gpu_need = (s.num_workers if s.use_gpu else 0) + s.degrade_actors * s.degrade_gpu_fraction
+    actors = 1 if s.degrade_actors == "auto" else s.degrade_actors
+    gpu_need = (s.num_workers if s.use_gpu else 0) + actors * s.degrade_gpu_fraction
     if gpu_need > 0:
         limits.append(math.floor(gpus / gpu_need + 1e-9))
     if cap:

@@ -1,6 +1,8 @@
-"""THE Arrow schema of a task row: one row = one task = its degradation + n aligned (LR, HR) patches.
+"""THE Arrow schema of a task: its degradation + n aligned (LR, HR) patches; and of the stream's call rows.
 
-Ray Data may re-block, split and shuffle rows freely; it can never mix the patches of two tasks.
+``encode`` makes one Arrow row per task. The stream carries :func:`pack`'d *call rows*: the k tasks of one
+actor call (a train worker's step) in one Arrow row, every column with the task axis first. Ray Data may
+re-block, split and shuffle rows freely; it can never mix the patches of two tasks, or split a step.
 
 Columns (k rows; a row is one task of n patches, LR side h × w, scale s):
 
@@ -149,20 +151,40 @@ def encode(rows: Sequence[TaskRow]) -> pa.Table:
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
+def pack(table: pa.Table) -> pa.Table:
+    """k task rows (:func:`encode`) → one call row: each column a tensor of the k tasks' values (zero-copy)."""
+    columns = {}
+    for name in table.column_names:
+        arr = _column(table, name)
+        columns[name] = pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(arr).reshape(1, *arr.shape))
+    return pa.table(columns)
+
+
 def _column(batch: pa.Table | Mapping[str, Any], name: str) -> np.ndarray:
-    """One column as numpy: zero-copy from a single-chunk Arrow column, a numpy array, or a CPU tensor."""
+    """One column as numpy, one entry per task (call rows flattened): zero-copy from a single-chunk Arrow column,
+    a numpy array, or a CPU tensor."""
     if isinstance(batch, pa.Table):
         col = batch.column(name)
         arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-        return arr.to_numpy_ndarray() if isinstance(arr.type, pa.FixedShapeTensorType) else arr.to_numpy()
-    if name not in batch:
+        out = arr.to_numpy_ndarray() if isinstance(arr.type, pa.FixedShapeTensorType) else arr.to_numpy()
+    elif name not in batch:
         raise KeyError(f"batch has no column {name!r}; columns: {', '.join(batch)}")
-    value = batch[name]
-    return np.asarray(value.cpu() if hasattr(value, "cpu") else value)
+    else:
+        value = batch[name]
+        out = np.asarray(value.cpu() if hasattr(value, "cpu") else value)
+    calls = _is_call(batch)
+    return out.reshape(-1, *out.shape[2:]) if calls else out
+
+
+def _is_call(batch: pa.Table | Mapping[str, Any]) -> bool:
+    """Call rows have a task axis in every column: ``task_id`` is (rows, k), not (rows,)."""
+    if isinstance(batch, pa.Table):
+        return isinstance(batch.schema.field("task_id").type, pa.FixedShapeTensorType)
+    return np.ndim(batch["task_id"]) == 2
 
 
 def _num_rows(batch: pa.Table | Mapping[str, Any]) -> int:
-    return batch.num_rows if isinstance(batch, pa.Table) else len(batch["task_id"])
+    return len(_column(batch, "task_id"))
 
 
 def decode_specs(batch: pa.Table | Mapping[str, Any], prefix: Literal["", "key_"] = "") -> list[DegradationSpec]:

@@ -154,20 +154,17 @@ def _byte_views(column: pa.ChunkedArray) -> Iterator[np.ndarray | None]:
             yield None if nulls[i] else raw[ends[i] : ends[i + 1]]
 
 
-def load_shards(location: str, min_size: int = 1) -> ImagePool:
-    """Every image of a shard location as an ImagePool of zero-copy, read-only (H, W, 3) uint8 views.
-
-    Unreadable shard files, rows whose byte count does not match their shape, and images smaller than
-    ``min_size`` are logged once each and counted in ``pool.skipped``.
-    """
+def iter_shard_images(location: str, skipped: dict[str, str]) -> Iterator[tuple[str, np.ndarray]]:
+    """(id, zero-copy read-only (H, W, 3) uint8 view) for each image of a shard location, one shard in memory at a
+    time. Unreadable shard files and rows whose byte count does not match their shape are logged and recorded in
+    ``skipped``."""
     fs, files = list_shards(location)
-    pool = ImagePool([], origin=location)
     for path in files:
         try:
             table = pq.read_table(path, filesystem=fs, schema=SHARD_SCHEMA)
         except (pa.ArrowException, OSError) as exc:
             log.warning("skipping unreadable shard %s: %s", path, exc)
-            pool.skipped[path] = f"unreadable shard: {exc}"
+            skipped[path] = f"unreadable shard: {exc}"
             continue
         ids = table.column("id").to_pylist()
         heights, widths = table.column("height").to_numpy(), table.column("width").to_numpy()
@@ -176,13 +173,25 @@ def load_shards(location: str, min_size: int = 1) -> ImagePool:
             got = 0 if raw is None else raw.size
             if got != h * w * 3:
                 log.warning("skipping %s in %s: %d bytes for %dx%dx3", image_id, path, got, h, w)
-                pool.skipped[image_id] = f"corrupt: {got} bytes for {h}x{w}x3"
-                continue
-            if min(h, w) < min_size:
-                log.warning("skipping %s: %dx%d is smaller than the %d px HR patch", image_id, h, w, min_size)
-                pool.skipped[image_id] = f"too small: {h}x{w} < {min_size}"
+                skipped[image_id] = f"corrupt: {got} bytes for {h}x{w}x3"
                 continue
             view = raw.reshape(h, w, 3)
             view.flags.writeable = False  # a view of the shard's buffer, shared by every task cut from it
-            pool.images.append(HRImage(image_id, view))
+            yield image_id, view
+
+
+def load_shards(location: str, min_size: int = 1) -> ImagePool:
+    """Every image of a shard location as an ImagePool of zero-copy, read-only (H, W, 3) uint8 views.
+
+    Unreadable shard files, corrupt rows and images smaller than ``min_size`` are logged once each and counted in
+    ``pool.skipped``.
+    """
+    pool = ImagePool([], origin=location)
+    for image_id, view in iter_shard_images(location, pool.skipped):
+        h, w = view.shape[:2]
+        if min(h, w) < min_size:
+            log.warning("skipping %s: %dx%d is smaller than the %d px HR patch", image_id, h, w, min_size)
+            pool.skipped[image_id] = f"too small: {h}x{w} < {min_size}"
+            continue
+        pool.images.append(HRImage(image_id, view))
     return pool.checked(f"no usable image in the shards of {location}")

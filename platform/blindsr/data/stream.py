@@ -1,25 +1,18 @@
-"""The Ray Data datasets that ``TorchTrainer(datasets=...)`` consumes: task rows made by DegradeWorker actors.
+"""The Ray Data datasets that ``TorchTrainer(datasets=...)`` consumes: call rows made by DegradeWorker actors.
 
-``ray.data.range(N) → map_batches(DegradeWorker, ActorPoolStrategy(size=W))``; one row is one task
-(``blindsr.data.schema``). A train worker reads::
-
-    shard = ray.train.get_dataset_shard("train")
-    for batch in DataMeter(task_batches(shard, k, device, depth), actors=plan.actors, consumers=world):
-        batch["lr"]  # (k, n, 3, h, w) uint8 on the device; batch["hr"] (k, n, 3, s·h, s·w); task_id, work_s (k,)
-
-* train: ``steps × k × consumers`` rows, so every consumer gets exactly ``steps`` batches of k (Ray 2.60 has no
-  unbounded source; a bounded range is the endless stream's honest form). A row is a function of its task
-  id, so a resumed run passes ``first_task`` to continue past the tasks it has already seen.
-* ``build_dataset(cfg, "val", n)``: n rows from ``data.val_source``, no augmentation, in order: identical on
-  every run with the same seed (in-training validation reads whole images instead: ``blindsr.evaluation.validation``).
-
-The actor pool is sized by :mod:`blindsr.data.plan` (:func:`~blindsr.data.plan.plan_resources`).
+``CallSource → map_batches(DegradeWorker, ActorPoolStrategy)``: one row is one *call*, the k tasks of one train
+worker's step (``schema.pack``), so a batch is one row, a view of the actor's Arrow output. The source yields call
+indices lazily, at most a lead ahead of the calls the actors have begun (a :class:`StreamCursor`), so a
+64M-task stream starts as fast as a 400-task one and its queue stays bounded. Blocks are one call each (the
+dataset's target block size is a byte: nothing is combined), in call order (``preserve_order``): a run's data
+is a function of its seed and a resumed run continues exactly (``first_task``). The actor pool is sized by
+:mod:`blindsr.data.plan`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -30,7 +23,8 @@ import ray
 import ray.data
 import torch
 from ray.data import DataIterator
-from ray.data.block import BlockAccessor
+from ray.data.block import BlockAccessor, BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
 
 from blindsr.config import Config
 from blindsr.data.actor import DegradeWorker
@@ -39,32 +33,86 @@ from blindsr.data.plan import DataPlan, plan_resources, preflight
 
 log = logging.getLogger(__name__)
 
-MAX_READ_BLOCKS = 4096  # caps the read tasks of a long run
-ROWS_PER_BLOCK = 64  # task ids per read block: a retried (killed) actor task re-makes at most this many rows
+BLOCK_TASKS = 16  # tasks per read block (an actor task): a killed actor re-makes at most this many rows
+SOURCE_CPUS = 0.1  # the source mostly waits; unlike any actor's share (>= 0.25), so Ray never fuses it into the actors
+STALL_S = 60.0  # a source that hears nothing from the actors this long yields one call anyway (liveness)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class StreamCursor:
+    """The last call index an actor has begun; the source waits on it to stay a lead ahead."""
+
+    def __init__(self) -> None:
+        self.begun, self.issued = -1, 0
+        self.changed = asyncio.Condition()
+
+    async def state(self) -> tuple[int, int]:
+        """(calls the source has issued, the last call an actor has begun)."""
+        return self.issued, self.begun
+
+    async def advance(self, call: int) -> None:
+        if call > self.begun:
+            self.begun = call
+            async with self.changed:
+                self.changed.notify_all()
+
+    async def issue(self, calls: int) -> None:
+        self.issued = max(self.issued, calls)
+
+    async def wait_for(self, call: int, timeout_s: float) -> int:
+        """The last begun call, once it is at least ``call`` or after ``timeout_s``."""
+        try:
+            async with self.changed:
+                await asyncio.wait_for(self.changed.wait_for(lambda: self.begun >= call), timeout_s)
+        except TimeoutError:
+            pass
+        return self.begun
+
+
+class CallSource(Datasource):
+    """Call indices ``0 … calls − 1`` in blocks of ``per_block``, from one lazily iterated read task that stays at
+    most ``lead`` calls ahead of the cursor."""
+
+    def __init__(self, calls: int, per_block: int, cursor: Any, lead: int) -> None:
+        self.calls, self.per_block, self.cursor, self.lead = calls, per_block, cursor, lead
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return None  # no size-based splitting of the one read task
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None):
+        calls, per_block, cursor, lead = self.calls, self.per_block, self.cursor, self.lead
+
+        def blocks() -> Iterator[pa.Table]:
+            begun, waited = -1, 0.0
+            for start in range(0, calls, per_block):
+                while start - begun > lead and waited < STALL_S:
+                    now = time.monotonic()
+                    begun = max(begun, ray.get(cursor.wait_for.remote(start - lead // 2, 5.0)))
+                    waited = waited + time.monotonic() - now if start - begun > lead else 0.0
+                waited, end = 0.0, min(start + per_block, calls)
+                if cursor is not None:
+                    cursor.issue.remote(end)
+                yield pa.table({"id": np.arange(start, end, dtype=np.int64)})
+
+        meta = BlockMetadata(num_rows=calls, size_bytes=8 * calls, input_files=None, exec_stats=None)
+        return [ReadTask(blocks, meta)]
 
 
 def map_kwargs(plan: DataPlan) -> dict[str, Any]:
-    """The ``map_batches`` resource arguments of the actor pool (a fixed size: autoscaling pools can starve).
+    """The ``map_batches`` resource arguments of the actor pool: ``plan.actors`` actors, or Ray Data's autoscaling
+    pool between ``plan.actors`` and ``plan.max_actors`` (``scaling.degrade_actors: auto``).
 
     Fault tolerance is Ray Data's default for actor pools, ``max_restarts=-1, max_task_retries=-1``: a crashed
-    actor is restarted and its batches re-run, which gives the same rows (they are deterministic). Passing
-    those two explicitly is deprecated in 2.60 (``ray_remote_args``, removed in 2.64); the actor-failure test
-    pins the behaviour instead.
+    actor is restarted and its calls re-run, which gives the same rows (they are deterministic).
     """
-    kwargs: dict[str, Any] = {"compute": ray.data.ActorPoolStrategy(size=plan.actors), "num_cpus": plan.cpus_per_actor}
+    if plan.max_actors > plan.actors:
+        compute = ray.data.ActorPoolStrategy(min_size=plan.actors, max_size=plan.max_actors)
+    else:
+        compute = ray.data.ActorPoolStrategy(size=plan.actors)
+    kwargs: dict[str, Any] = {"compute": compute, "num_cpus": plan.cpus_per_actor}
     if plan.gpus_per_actor > 0:
         kwargs["num_gpus"] = plan.gpus_per_actor
     return kwargs
-
-
-def rows_per_block(num_tasks: int, batch: int, actors: int) -> int:
-    """Task ids per read block: a multiple of the actors' ``batch`` (so each block is whole actor calls, and a
-    consumer's k-row batches are views of one call's output: :class:`KRowBatches`), at most
-    :data:`ROWS_PER_BLOCK` unless that would exceed :data:`MAX_READ_BLOCKS`, and ≥ 2 blocks per actor when the
-    stream has that many actor calls."""
-    calls = min(ROWS_PER_BLOCK // batch, num_tasks // (2 * actors * batch))
-    calls = max(calls, 1, math.ceil(num_tasks / (MAX_READ_BLOCKS * batch)))
-    return calls * batch
 
 
 def build_dataset(
@@ -75,24 +123,23 @@ def build_dataset(
     plan: DataPlan | None = None,
     worker_cls: type[DegradeWorker] = DegradeWorker,
     console: Any = None,
+    tasks_per_row: int = 1,
+    cursor: Any = None,
+    columns: Sequence[str] | None = None,
 ) -> ray.data.Dataset:
-    """``num_tasks`` task rows (ids ``first_task …``, in that order) made by a fixed pool of ``worker_cls`` actors.
-
-    Rows come out in task-id order (``preserve_order``): a run's data order is a function of its seed, and a
-    resumed run continues exactly where its checkpoint left the stream. Returns a lazy dataset of rows
-    ``schema.task_schema(cfg.data.patches_per_task, p, p, cfg.scale)``.
-    """
-    if num_tasks < 1:
-        raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+    """``num_tasks`` tasks (ids ``first_task …``, in order) as call rows of ``tasks_per_row`` tasks, made by a pool
+    of ``worker_cls`` actors. Returns a lazy dataset of ``num_tasks / tasks_per_row`` rows (``schema.pack``).
+    ``cursor``: the :class:`StreamCursor` to pace the source with (default: a new one); ``columns``: those of the
+    rows (the actors drop the rest: a projection after them would copy every row once more)."""
+    if num_tasks < 1 or num_tasks % tasks_per_row:
+        raise ValueError(f"num_tasks must be a positive multiple of {tasks_per_row}, got {num_tasks}")
     preflight(cfg.data.source if stream == "train" else cfg.data.val_source)
     plan = plan or plan_resources(cfg.scaling, ray.cluster_resources())
-    batch = min(cfg.data.tasks_per_step, ROWS_PER_BLOCK)
-    rows = rows_per_block(num_tasks, batch, plan.actors)
-    blocks = math.ceil(num_tasks / rows)
-    # Ray's range splits its ids evenly over the blocks (400 in 7 are 57 each: 14 actor calls of 4 and one of 1,
-    # after which every consumer batch would straddle two calls); whole blocks of ``rows``, then the limit.
-    ids = ray.data.range(blocks * rows, override_num_blocks=blocks)
-    ds = (ids.limit(num_tasks) if blocks * rows > num_tasks else ids).map_batches(
+    per_block = max(1, BLOCK_TASKS // tasks_per_row)
+    cursor = cursor or StreamCursor.remote()
+    source = CallSource(num_tasks // tasks_per_row, per_block, cursor, lead=4 * per_block * (plan.max_actors + 1))
+    ds = ray.data.read_datasource(source, override_num_blocks=1, ray_remote_args={"num_cpus": SOURCE_CPUS})
+    ds = ds.map_batches(
         worker_cls,
         fn_constructor_kwargs={
             "data": cfg.data,
@@ -103,13 +150,17 @@ def build_dataset(
             "first_task": first_task,
             "device": plan.device,
             "degrade_on": cfg.scaling.degrade_on if stream == "train" else "actor",
+            "tasks_per_row": tasks_per_row,
+            "cursor": cursor,
+            "columns": columns,
             **({"console": console} if console is not None else {}),  # a progress channel (train.progress)
         },
-        batch_size=batch,
+        batch_size=None,
         batch_format="numpy",
         **map_kwargs(plan),
     )
     ds.context.execution_options.preserve_order = True
+    ds.context.target_max_block_size = 1  # every block is emitted as made: a call row, or a block of call ids
     return ds
 
 
@@ -122,12 +173,12 @@ def train_dataset(
     console: Any = None,
     columns: Sequence[str] | None = None,
 ) -> ray.data.Dataset:
-    """Training rows for ``steps`` (default ``cfg.train.steps``) batches of ``data.tasks_per_step`` per train worker;
+    """Call rows for ``steps`` (default ``cfg.train.steps``) steps of ``data.tasks_per_step`` tasks per train worker;
     only ``columns`` of them when given (``fit`` keeps ``data.feed.TRAIN_COLUMNS``: less to move and format)."""
     steps = cfg.train.steps if steps is None else steps
-    num_tasks = steps * cfg.data.tasks_per_step * cfg.scaling.num_workers
-    ds = build_dataset(cfg, "train", num_tasks, first_task, plan, worker_cls, console)
-    return ds.select_columns(list(columns)) if columns is not None else ds
+    k = cfg.data.tasks_per_step
+    n = steps * k * cfg.scaling.num_workers
+    return build_dataset(cfg, "train", n, first_task, plan, worker_cls, console, k, columns=columns)
 
 
 def task_batches(
@@ -138,25 +189,16 @@ def task_batches(
     *,
     start_now: bool = False,
 ) -> DeviceFeed:
-    """A consumer's batches of k task rows: numpy views of the stream's Arrow blocks (Ray fetches the next block,
-    one or more whole batches, ahead in its threads; :class:`KRowBatches` slices them), then tensors without a
-    copy, the pixels on ``device``, ``depth`` batches ahead on CUDA (``data.feed.DeviceFeed``). ``start_now``:
-    the stream starts now, not at the first ``next`` (``data.feed.EarlyStart``).
-
-    One block ahead, not ``depth``: Ray's prefetch window holds back block i until block i + window has been
-    made, so a deeper window only delays every batch (the first one most) and fetches nothing sooner."""
+    """A consumer's batches of k tasks: each a call row, numpy views of the stream's Arrow blocks (Ray fetches the
+    next block ahead in its threads), then tensors without a copy, the pixels on ``device``, ``depth`` batches
+    ahead on CUDA (``data.feed.DeviceFeed``). ``start_now``: the stream starts now (``data.feed.EarlyStart``)."""
     blocks = source.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1)
-    numpy = KRowBatches(blocks, k)
-    return DeviceFeed(EarlyStart(numpy) if start_now else numpy, device, depth)
+    calls = CallBatches(blocks, k)
+    return DeviceFeed(EarlyStart(calls) if start_now else calls, device, depth)
 
 
-class KRowBatches:
-    """Batches of k rows (the last one may be shorter) cut from ``blocks`` in order, as numpy columns.
-
-    Zero-copy where it can be: a block arrives as one chunk per actor call (``map_batches`` of k rows), so a
-    batch is usually one chunk's rows and its arrays are views of the block. Only a batch that straddles two
-    chunks or two blocks is copied, and only its own rows. Ray's ``iter_batches(batch_size=k)`` instead combines
-    each block's chunks into one copy before slicing it: a copy of every byte in the consumer process.
+class CallBatches:
+    """The call rows of ``blocks`` in order, each a batch of k tasks as numpy columns (views of the block).
 
     An iterable, as Ray's own ``iter_batches`` is: each ``iter`` is a new pass, and a consumer that stops early
     closes that pass (and Ray's iteration under it) when it drops it."""
@@ -165,16 +207,12 @@ class KRowBatches:
         self.blocks, self.k = blocks, k
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        carry: pa.Table | None = None
         for block in self.blocks:
-            table = block if carry is None else pa.concat_tables([carry, block])  # chunks appended, not copied
-            start = 0
-            while table.num_rows - start >= self.k:
-                yield BlockAccessor.for_block(table.slice(start, self.k)).to_numpy()
-                start += self.k
-            carry = table.slice(start) if start < table.num_rows else None
-        if carry is not None:
-            yield BlockAccessor.for_block(carry).to_numpy()
+            for row in range(block.num_rows):  # a row lies in one chunk: its columns are views of the block
+                batch = {name: arr[0] for name, arr in BlockAccessor.for_block(block.slice(row, 1)).to_numpy().items()}
+                if len(batch["task_id"]) != self.k:
+                    raise ValueError(f"a call row holds {len(batch['task_id'])} tasks, the consumer steps on {self.k}")
+                yield batch
 
 
 class DataMeter:
@@ -213,14 +251,17 @@ class DataMeter:
 
     def metrics(self, reset: bool = True) -> dict[str, float]:
         """Since the last reset: ``data/patches_per_s`` delivered, ``data/wait_frac`` of wall time spent waiting
-        for a batch, ``data/actor_util`` ≈ busy share of the actor pool (row-making seconds / actor seconds),
+        for a batch, ``data/actors_busy``: actors' worth of row-making the trainers consume (what an autoscaled
+        pool grows towards), ``data/actor_util`` ≈ busy share of ``actors`` (row-making seconds / actor seconds),
         ``data/consumer_ms``: CPU ms of the training thread per batch turning it into device tensors."""
         now = time.perf_counter()
         elapsed = max(now - self._since, 1e-9)
+        busy = float(self._work) * self.consumers / elapsed
         out = {
             "data/patches_per_s": self._patches / elapsed,
             "data/wait_frac": self._wait / elapsed,
-            "data/actor_util": float(self._work) * self.consumers / (elapsed * self.actors),
+            "data/actors_busy": busy,
+            "data/actor_util": busy / self.actors,
             "data/consumer_ms": 1e3 * (self._consumer_s() - self._consumed_at_reset) / max(self._count, 1),
         }
         if reset:

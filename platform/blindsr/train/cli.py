@@ -1,10 +1,11 @@
-"""Command line of the training jobs (``jobs/train_<paper>.py``: cmdsr, cdsr, cdcl): parse, build the
+"""Command line of the training jobs (``jobs/train_<paper>.py``: cmdsr, cdsr, cdcl, kdsr): parse, build the
 config (preset → ``--config`` YAML → ``--set`` overrides), train on Ray, evaluate the registered version with the
 family's paper protocol (printed, and logged into the run that registered it), print where the results are."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +27,7 @@ PRESET_KINDS = {
     "cmdsr": ("paper", "code", "demo", "smoke"),
     "cdsr": ("paper", "demo", "smoke", "dasr_paper", "dasr_code"),
     "cdcl": ("paper", "large", "demo", "smoke"),
+    "kdsr": ("paper", "large", "demo", "smoke"),
 }
 
 
@@ -33,7 +35,8 @@ def preset_name(family: str, kind: str) -> str:
     return kind if kind.startswith("dasr_") else f"{family}_{kind}"
 
 
-PROTOCOLS = {"cmdsr": "cmdsr", "cdsr": "cdsr9", "cdcl": "dasr_iso"}  # the evaluation protocol of each family's paper
+# the evaluation protocol of each family's paper
+PROTOCOLS = {"cmdsr": "cmdsr", "cdsr": "cdsr9", "cdcl": "dasr_iso", "kdsr": "gaussian8"}
 
 
 def parser(family: str, doc: str) -> argparse.ArgumentParser:
@@ -112,13 +115,15 @@ def main(family: str, doc: str, argv: list[str] | None = None) -> int:
     """Parse ``argv``, train, evaluate the registered version. Returns the process exit code."""
     args = parser(family, doc).parse_args(argv)
     console.configure(args.verbose)
-    from blindsr.data.plan import DataPlanError, preflight
+    from blindsr.data.plan import DataPlanError, local_cluster, plan_resources, preflight
 
     try:
         cfg = config_from_args(family, args)
         for source in dict.fromkeys((cfg.data.source, cfg.data.val_source)):
             preflight(source)  # a missing dataset folder fails now, before Ray starts
-    except (ConfigError, DatasetError) as e:
+        if not os.environ.get("RAY_ADDRESS"):
+            plan_resources(cfg.scaling, local_cluster())  # as does a data plan the local Ray cannot hold
+    except (ConfigError, DatasetError, DataPlanError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from blindsr.train.launch import NonFiniteLossError, fit, resolve_paths

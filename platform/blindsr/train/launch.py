@@ -32,7 +32,7 @@ from blindsr import console
 from blindsr.config import Config, ConfigError, apply_overrides, to_dict
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.on_trainer import stream_columns
-from blindsr.data.plan import plan_resources
+from blindsr.data.plan import local_cluster, plan_resources
 from blindsr.data.stream import train_dataset
 from blindsr.tracking import close_run, experiment_name, resolve_uri
 from blindsr.train import checkpoint
@@ -106,7 +106,7 @@ def ensure_ray(local_cpus: int | None = None) -> None:
         # CPUs of a trainer killed mid-run (a trial ASHA stops) stay reserved and later trials wait for ever.
         ray.init(
             address="local",
-            num_cpus=local_cpus or max(4, os.cpu_count() or 1),
+            num_cpus=local_cpus or int(local_cluster()["CPU"]),
             include_dashboard=True,
             **console.ray_init_options(),
         )
@@ -228,7 +228,8 @@ def fit(
                 train_fn_per_worker,
                 train_loop_config={
                     "cfg": to_dict(cfg),
-                    "actors": plan.actors,
+                    "actors": plan.max_actors,
+                    "plan": plan.params(),
                     "tags": dict(tags or {}),
                     "resume": resume,
                     "resume_step": done,

@@ -92,6 +92,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             "model/parameters": count_parameters(model),
             "scaling/world_size": world,
             "train/accelerated": trainer.describe(),
+            **config.get("plan", {}),
         }
         tracker.start(experiment_name(cfg.model.name, cfg.tracking.experiment), cfg.name, params, config.get("tags"))
         with tempfile.TemporaryDirectory() as tmp:
