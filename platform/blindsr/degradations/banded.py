@@ -118,13 +118,13 @@ def separable(
     tiles_h: tuple[Tile, ...],
     tiles_w: tuple[Tile, ...],
 ) -> torch.Tensor:
-    """Each unit's (n, C, H, W) crops (uint8 or float, any strides) → (g, n, C, h, w) float: the W axis by its
-    op_w (g, w, W), then the H axis by its op_h (g, h, H), in the order of the dense ``op_h @ (x @ op_wᵀ)``.
+    """Each unit's (n, C, H, W) crops (uint8 or float, any strides) → (g, n, C, h, w) in the matrices' dtype: the W
+    axis by its op_w (g, w, W), then the H axis by its op_h (g, h, H), in the order of the dense ``op_h @ (x @ op_wᵀ)``.
 
     On the CPU the crops are made float a few at a time, each chunk multiplied while it is still in cache."""
     first = hrs[0]
     (n, c, hh, ww), h, w = first.shape, op_h.shape[1], op_w.shape[1]
-    dtype, device = first.dtype if first.is_floating_point() else torch.float32, first.device
+    dtype, device = op_w.dtype, first.device  # the crops are computed in the matrices' dtype
     out = torch.empty((len(hrs), n, c, h, w), dtype=dtype, device=device)
     rows = torch.empty((n * c * hh, w), dtype=dtype, device=device)  # one unit's W axis done, (n·C·H, w)
     per = min(n, max(1, CHUNK_BYTES // (c * hh * ww * 4))) if device.type == "cpu" else n
