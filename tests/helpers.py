@@ -13,7 +13,7 @@ from blindsr.config import ModelConfig
 from blindsr.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(n_feats=16, n_blocks=1, support_size=2, codebook_size=16, moco_queue=32, n_groups=1)  # any MODELS entry
+TINY = dict(n_feats=16, n_blocks=1, support_size=2, codebook_size=16, moco_queue=32, n_groups=1, encoder_blocks=1)
 
 
 def tiny(name: str, scale: int = 2) -> torch.nn.Module:

@@ -1,8 +1,9 @@
 """Registry models without pickle: weights as safetensors + the resolved config + a loader (MLflow "model from
 code"). In a fresh Python with ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``, ``blindsr.infer.load`` returns the
 ``nn.Module`` and ``mlflow.pyfunc.load_model(...).predict`` maps (B, 3, h, w) in [0, 1] to (B, 3, s·h, s·w), for
-CMDSR (self-support inside), CDSR, DASR and CdCL, equal to the network they were logged from. A version in MLflow's old
-pickle format still loads where pickle is allowed, with a DeprecationWarning, and is refused where it is not."""
+CMDSR (self-support inside), CDSR, DASR, CdCL and KDSR, equal to the network they were logged from. A version in
+MLflow's old pickle format still loads where pickle is allowed, with a DeprecationWarning, and is refused where it
+is not."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from blindsr.tracking import RegistryError, Tracker
 from helpers import TINY
 
 pytestmark = pytest.mark.slow  # fresh Python processes importing torch and MLflow: about a minute
-FAMILIES = ("cmdsr", "cdsr", "dasr", "cdcl")
+FAMILIES = ("cmdsr", "cdsr", "dasr", "cdcl", "kdsr")
 
 FRESH_PYTHON = """
 import sys, warnings

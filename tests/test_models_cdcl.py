@@ -179,29 +179,3 @@ def test_bad_values_are_refused_by_name():
         apply_overrides(PRESETS["cdcl_demo"](), ["data.patches_per_task=1"])
     with pytest.raises(ConfigError, match=r"data.tasks_per_step in --set: model cdcl contrasts .* at least 2"):
         apply_overrides(PRESETS["cdcl_demo"](), ["data.tasks_per_step=1"])
-
-
-def test_a_checkpoint_at_the_stage_boundary_resumes_bit_for_bit(tmp_path):
-    """Stage 1 ends at step 3 with a checkpoint; resumed from it, the joint stage (its shared AdamW moments and
-    cosine schedule) continues exactly as the run that never stopped."""
-    from blindsr.config import build_config
-    from blindsr.train import checkpoint
-    from blindsr.train.runner import Cadence, run_steps
-    from blindsr.train.trainer import build_trainer
-    from blindsr.train.trainer import save as save_trainer
-    from test_runner import batches
-
-    cfg = build_config("cdcl_smoke", overrides=["train.steps=5", "train.checkpoint_every=3", "train.val_every=3"])
-    cfg = apply_overrides(cfg, ["optim.pretrain_steps=3", "optim.pretrain_milestones=[2]", "optim.cosine_steps=2"])
-    k = cfg.data.tasks_per_step
-    straight = build_trainer(cfg)
-    run_steps(straight.step, batches(cfg), Cadence.of(cfg), tasks_per_step=k)
-    first = build_trainer(cfg)
-    save = lambda i, v: save_trainer(tmp_path / f"step{i}", cfg, first, {"step": i})  # noqa: E731
-    run_steps(first.step, batches(cfg), Cadence.of(cfg), tasks_per_step=k, save=save)
-    again = build_trainer(cfg, saved=checkpoint.read(tmp_path / "step3"))
-    assert again.step.stage.name == "encoder" and again.step.iteration == 3
-    run_steps(again.step, batches(cfg, first_step=3), Cadence.of(cfg), start=3, tasks_per_step=k)
-    assert again.step.stage.name == "main"
-    for (name, a), b in zip(straight.model.state_dict().items(), again.model.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name

@@ -16,7 +16,10 @@ from blindsr.models.family import REQUIRED, check_family, check_paper
 from blindsr.models.fields import all_fields, fields_used, ignored_message
 from blindsr.models.moco import MoCoSR
 
-TINY = {"n_feats": 16, "n_blocks": 1, "support_size": 2, "codebook_size": 16, "moco_queue": 32, "n_groups": 1}
+TINY = {
+    "n_feats": 16, "n_blocks": 1, "support_size": 2, "codebook_size": 16, "moco_queue": 32, "n_groups": 1,
+    "encoder_blocks": 1,
+}  # fmt: skip
 VARIANTS = [ModelConfig(name=name, **TINY) for name in sorted(MODELS)] + [
     ModelConfig(name="cmdsr", basenet=b, modulation=m, **TINY)
     for b, m in [("vdsr", "scale"), ("idn", "scale"), ("edsr", "scale"), ("srresnet", "sft")]
@@ -86,6 +89,7 @@ def test_every_model_has_what_its_family_needs(name):
         "cdsr": Family.CONTRASTIVE,
         "dasr": Family.CONTRASTIVE,
         "cdcl": Family.MULTICROP,
+        "kdsr": Family.DISTILLED,
     }
     assert family_of(name) is expected.get(name, Family.PLAIN)
 
@@ -118,6 +122,7 @@ OTHER = {  # two valid values of every ModelConfig field: a test takes the one i
     "use_patch_branch": (False, True), "use_codebook": (False, True), "codebook_size": (32, 64),
     "fusion": ("adain", "dqa"), "trunk": ("dasr", "rrdb"), "moco_queue": (64, 128),
     "moco_momentum": (0.9, 0.99), "moco_temperature": (0.1, 0.2), "n_groups": (2, 3),
+    "encoder_blocks": (1, 2),
 }  # fmt: skip
 FLOATS = {"moco_momentum", "moco_temperature"}  # read at training time: no trace in the built weights
 

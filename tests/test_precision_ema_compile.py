@@ -26,7 +26,14 @@ SPECS = [
     DegradationSpec(scale=2, kernel="iso", kernel_size=7, sigma=0.4, noise=0.0),
     DegradationSpec(scale=2, kernel="iso", kernel_size=7, sigma=2.0, noise=10.0, seed=1),
 ]
-FAMILIES = ["srresnet", "cmdsr", "cdsr", "dasr", "cdcl"]  # plain, conditional, contrastive ×2 (DQA, DA), multi-crop
+FAMILIES = [
+    "srresnet",
+    "cmdsr",
+    "cdsr",
+    "dasr",
+    "cdcl",
+    "kdsr",
+]  # plain, conditional, contrastive ×2, multicrop, distilled
 
 
 def tiny_train(name: str, device: str = "cpu") -> torch.nn.Module:

@@ -36,6 +36,7 @@ EXPECTED_TRIALS = {
     "cdsr_t12_pretrain": 2,
     "cdsr_t2_noise15": 2,
     "cdcl_ablation": 4,
+    "kdsr_ablation": 4,
 }
 
 
@@ -51,7 +52,7 @@ def test_search_space_validates_and_expands_to_the_tables_trials(stem):
     assert len(variants) * space.num_samples == EXPECTED_TRIALS[stem]
     for budget in ("smoke", "demo", "paper"):
         cfg = space.config(budget)
-        assert cfg.model.name in ("cmdsr", "cdsr", "dasr", "cdcl")
+        assert cfg.model.name in ("cmdsr", "cdsr", "dasr", "cdcl", "kdsr")
         for row in space.rows:
             assert set(row.paper) <= {"Set5", "Set14", "B100", "Urban100"}
 

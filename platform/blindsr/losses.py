@@ -1,4 +1,4 @@
-"""Losses of both papers: L1 on the 0–255 scale, CMDSR's task-contrastive loss, MoCo's InfoNCE. Pure torch."""
+"""Losses: L1 on the 0–255 scale, CMDSR's task-contrastive loss, MoCo's InfoNCE, KDSR's distillation. Pure torch."""
 
 from __future__ import annotations
 
@@ -58,3 +58,10 @@ def task_contrastive(
 def info_nce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """MoCo's InfoNCE: cross-entropy over [positive | queue negatives] logits (B, 1 + K), labels (B,)."""
     return F.cross_entropy(logits, labels)
+
+
+def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KDSR's L_KD: KL(softmax(teacher / T) ‖ softmax(student / T)) over the D features of each row, summed and
+    averaged over the B rows. student, teacher: (B, D) representations; the teacher's carries no gradient."""
+    target = F.softmax(teacher.detach() / temperature, dim=1)
+    return F.kl_div(F.log_softmax(student / temperature, dim=1), target, reduction="batchmean")

@@ -1,7 +1,7 @@
 """Plain ``nn.Module`` architectures (no Ray, no MLflow) and the explicit ``MODELS`` registry.
 
 Every model maps [0, 1] RGB LR (B, 3, h, w) to [0, 1] RGB SR (B, 3, s·h, s·w). Conditional models also
-take a support: ``model(lr, support)`` (CMDSR) or read the input itself (CDSR, DASR, CdCL).
+take a support: ``model(lr, support)`` (CMDSR) or read the input itself (CDSR, DASR, CdCL, KDSR's student).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from blindsr.models.dasr import DASR
 from blindsr.models.edsr import EDSR
 from blindsr.models.family import Family, check_family, family_of
 from blindsr.models.idn import IDN
+from blindsr.models.kdsr import KDSR
 from blindsr.models.srresnet import SRResNet
 from blindsr.models.vdsr import VDSR
 
@@ -85,12 +86,18 @@ def _cdcl(cfg: ModelConfig, scale: int) -> nn.Module:
     return CdCL(scale, cfg.n_feats, cfg.n_groups, cfg.n_blocks, cfg.moco_momentum, cfg.moco_temperature)
 
 
+def _kdsr(cfg: ModelConfig, scale: int) -> nn.Module:
+    """KDSR_S-M: n_feats 64, 53 IDR blocks, 9 encoder ResBlocks; KDSR_S-L: 128, 28, 5."""
+    return KDSR(scale, cfg.n_feats, cfg.n_blocks, cfg.encoder_blocks)
+
+
 MODELS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
     **BASENETS,
     "cmdsr": _cmdsr,
     "cdsr": _cdsr,
     "dasr": _dasr,
     "cdcl": _cdcl,
+    "kdsr": _kdsr,
 }
 
 

@@ -7,6 +7,8 @@
   training), ``contrast`` (encoder pre-training), ``encoder.embed(lr)`` and ``generator(lr, embedding)``.
 * ``multicrop`` (CdCL): a degradation encoder trained on a task's m crops (negative-free FastMoCo) and a generator
   reading the encoder's map; ``multicrop_forward`` (joint), ``multicrop_contrast`` (encoder stage), ``model(lr)``.
+* ``distilled`` (KDSR): a teacher encoder that reads LR and HR, a student encoder that reads LR only, one generator;
+  ``teacher_forward(lr, hr)`` (teacher stage), ``student_forward(lr)`` + ``teacher_idr`` (distillation), ``model(lr)``.
 
 A class claims a family with a class attribute ``family``; :func:`check_family` (called by ``build_model``)
 fails at build time when it lacks a method its family needs, so a contrastive model without
@@ -27,6 +29,7 @@ class Family(StrEnum):
     CONDITIONAL = "conditional"
     CONTRASTIVE = "contrastive"
     MULTICROP = "multicrop"
+    DISTILLED = "distilled"
 
 
 # what a member of each family must have (methods or submodules), checked when a model is built
@@ -49,6 +52,16 @@ REQUIRED: dict[Family, tuple[str, ...]] = {
         "encoder_parameters",
         "generator_parameters",
     ),
+    Family.DISTILLED: (
+        "teacher",
+        "student",
+        "generator",
+        "teacher_forward",
+        "student_forward",
+        "teacher_idr",
+        "teacher_parameters",
+        "student_parameters",
+    ),
 }
 
 # the family of each registry name (``blindsr.models.MODELS``); a name not listed is plain
@@ -57,6 +70,7 @@ FAMILY_OF_NAME: dict[str, Family] = {
     "cdsr": Family.CONTRASTIVE,
     "dasr": Family.CONTRASTIVE,
     "cdcl": Family.MULTICROP,
+    "kdsr": Family.DISTILLED,
 }
 
 # the SR network of each family, as an attribute of the model (None: the model itself): what
@@ -66,6 +80,7 @@ SR_NETWORK: dict[Family, str | None] = {
     Family.CONDITIONAL: "base",
     Family.CONTRASTIVE: "generator",
     Family.MULTICROP: "generator",
+    Family.DISTILLED: "generator",
 }
 
 # which paper's job trains which families (``jobs/train_<paper>.py``, a search space's ``family``)
@@ -73,6 +88,7 @@ PAPER_FAMILIES: dict[str, tuple[Family, ...]] = {
     "cmdsr": (Family.CONDITIONAL, Family.PLAIN),
     "cdsr": (Family.CONTRASTIVE,),
     "cdcl": (Family.MULTICROP,),
+    "kdsr": (Family.DISTILLED,),
 }
 
 

@@ -35,6 +35,8 @@ def fields_used(cfg: ModelConfig) -> set[str]:
         return {"n_feats"} | MOCO
     if cfg.name == "cdcl":
         return {"n_feats", "n_groups", "n_blocks", "moco_momentum", "moco_temperature"}
+    if cfg.name == "kdsr":
+        return {"n_feats", "n_blocks", "encoder_blocks"}
     if cfg.name == "cdsr":
         used = {"n_feats", "encoder", "use_codebook", "trunk"} | MOCO
         if cfg.trunk == "rrdb":

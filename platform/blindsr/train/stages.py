@@ -9,6 +9,8 @@ CDSR and CdCL trainers); otherwise the first stage has an optimiser of its own (
 
 * :class:`ContrastiveStep` (CDSR, DASR): encoder-only InfoNCE, then L1 + InfoNCE.
 * :class:`MultiCropStep` (CdCL): encoder-only multi-crop contrast, then L1 + contrast.
+* :class:`DistillationStep` (KDSR): the teacher (its encoder reads LR and HR) with L1, then the student (LR only)
+  with L1 + the distillation of the teacher's degradation representation.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from blindsr.config import LossConfig, OptimConfig
-from blindsr.losses import info_nce, l1_255
+from blindsr.losses import distillation, info_nce, l1_255
 from blindsr.train.optim import main_schedule, optimizer, pretrain_schedule, shared_schedule
 from blindsr.train.step import Step
 
@@ -137,3 +139,32 @@ class MultiCropStep(ContrastiveStep):
     def joint_loss(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         sr, logits, labels = self.forward(self.model.multicrop_forward, crops(lr, "CdCL's multi-crop contrast"))
         return self.sr_and_contrast(sr, hr[:, 0], logits, labels)
+
+
+class DistillationStep(StagedStep):
+    """KDSR: the teacher stage, L = w_1 · L1 of the SR the teacher's representation conditions (teacher encoder and
+    generator train); then the student stage, L = w_1 · L1 + w_kd · 255 · KL(IDR_T ‖ IDR_S) at ``loss.kd_temperature``
+    (student encoder and generator train; the teacher is frozen). The generator carries over, as the official student
+    stage starts from the teacher's checkpoint; 255 keeps the paper's balance of L1 on [0, 1] against L_KD. Every
+    patch of the k tasks is a sample (the official batch: one crop per image).
+    """
+
+    def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, **kw: Any) -> None:
+        super().__init__(model, optim_cfg, loss_cfg, **kw)
+        teacher, student = trainable(model.teacher_parameters()), trainable(model.student_parameters())
+        self.stages = self.two_stages("teacher", teacher, self.teacher_loss, student, self.student_loss)
+
+    def teacher_loss(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        lr, hr = lr.flatten(0, 1), hr.flatten(0, 1)
+        sr, _ = self.forward(self.model.teacher_forward, lr, hr)
+        l1 = l1_255(sr, hr)
+        return self.loss_cfg.weight_l1 * l1, {"train/loss_l1": l1.item()}
+
+    def student_loss(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        lr, hr = lr.flatten(0, 1), hr.flatten(0, 1)
+        with torch.no_grad():
+            target = self.forward(self.model.teacher_idr, lr, hr)
+        sr, idr = self.forward(self.model.student_forward, lr)
+        l1, kd = l1_255(sr, hr), distillation(idr, target, self.loss_cfg.kd_temperature)
+        loss = self.loss_cfg.weight_l1 * l1 + self.loss_cfg.weight_kd * 255.0 * kd
+        return loss, {"train/loss": loss.item(), "train/loss_l1": l1.item(), "train/loss_kd": kd.item()}

@@ -230,7 +230,7 @@ def make_step(
 ) -> Step:
     """The step that trains ``model``'s family (``models.family_of``), in ``precision``, followed by ``ema``;
     ``averager`` averages gradients over data-parallel ranks (default: bucketed, overlapping backward)."""
-    from blindsr.train.stages import ContrastiveStep, MultiCropStep  # they build on Step
+    from blindsr.train.stages import ContrastiveStep, DistillationStep, MultiCropStep  # they build on Step
 
     family = family_of(model)
     kw: dict[str, Any] = {"precision": precision, "ema": ema, "averager": averager}
@@ -240,5 +240,6 @@ def make_step(
         Family.PLAIN: SRStep,
         Family.CONTRASTIVE: ContrastiveStep,
         Family.MULTICROP: MultiCropStep,
+        Family.DISTILLED: DistillationStep,
     }
     return steps[family](model, optim_cfg, loss_cfg, **kw)
