@@ -104,7 +104,7 @@ def degrade_many(units: Sequence[Unit]) -> list[torch.Tensor]:
         else:
             x = _blur_down(group, path)
             noise = _noise(group, tuple(x.shape[1:]), x.device)
-            lrs = list(quantize(x if noise is None else x + noise, group[0].spec.rounding))
+            lrs = list(quantize(x if noise is None else x.add_(noise), group[0].spec.rounding))
         for i, u, lr in zip(members, group, lrs, strict=True):
             out[i] = jpeg(lr, u.spec.jpeg_quality) if u.spec.jpeg_quality and path != "cv2" else lr
     return out  # type: ignore[return-value]

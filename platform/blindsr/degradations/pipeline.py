@@ -13,7 +13,7 @@ import torch
 from blindsr.degradations import banded
 from blindsr.degradations.blur import blur, blur_subsample
 from blindsr.degradations.jpeg import jpeg
-from blindsr.degradations.noise import add_noise, quantize
+from blindsr.degradations.noise import gaussian_noise, quantize
 from blindsr.degradations.resize import cached_tensor, imresize
 from blindsr.degradations.spec import DegradationSpec
 
@@ -101,7 +101,8 @@ def degrade(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.T
         x = cv2_blur_and_downsample(hr, spec, margin).float()
     else:
         x = blur_and_downsample(hr, spec, margin)
-    x = add_noise(x, spec.noise, spec.seed)
+    if spec.noise > 0:  # in place: x is this call's own tensor
+        x.add_(gaussian_noise(tuple(x.shape), spec.noise, spec.seed).to(device=x.device, dtype=x.dtype))
     lr = quantize(x, spec.rounding)
     if spec.jpeg_quality:
         lr = jpeg(lr, spec.jpeg_quality)
