@@ -70,10 +70,10 @@ def in_process(tasks: int) -> float:
     """Patches/s of a fresh DegradeWorker called directly, from its second batch on (as the stream is timed)."""
     cfg = workload(1)
     worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
-    worker({"id": np.arange(K)})
+    list(worker({"id": np.arange(K)}))
     start = time.perf_counter()
     for first in range(K, tasks, K):
-        worker({"id": np.arange(first, first + K)})
+        list(worker({"id": np.arange(first, first + K)}))
     return (tasks - K) * N / (time.perf_counter() - start)
 
 
@@ -176,7 +176,7 @@ def busy_degrading(ready) -> None:
     worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
     ready.set()
     for first in itertools.count(0, K):
-        worker({"id": np.arange(first, first + K)})
+        list(worker({"id": np.arange(first, first + K)}))
 
 
 def beside_actor(batches: list, steps: int, segment: int) -> list[float]:

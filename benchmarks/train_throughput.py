@@ -163,9 +163,9 @@ def degradation_per_core(cfg: Config, tasks: int) -> float:
     torch.set_num_threads(1)
     try:
         worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
-        worker({"id": np.arange(1)})  # warm: kernels, resize weights
+        list(worker({"id": np.arange(1)}))  # warm: kernels, resize weights
         start = time.perf_counter()
-        worker({"id": np.arange(1, 1 + tasks)})
+        list(worker({"id": np.arange(1, 1 + tasks)}))
         return tasks * cfg.data.patches_per_task / (time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)

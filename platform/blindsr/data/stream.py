@@ -138,7 +138,7 @@ def build_dataset(
     per_block = max(1, BLOCK_TASKS // tasks_per_row)
     cursor = cursor or StreamCursor.remote()
     source = CallSource(num_tasks // tasks_per_row, per_block, cursor, lead=4 * per_block * (plan.max_actors + 1))
-    ds = ray.data.read_datasource(source, override_num_blocks=1, ray_remote_args={"num_cpus": SOURCE_CPUS})
+    ds = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=SOURCE_CPUS)
     ds = ds.map_batches(
         worker_cls,
         fn_constructor_kwargs={
