@@ -12,7 +12,7 @@ and each stage runs once per group with per-unit operators stacked along a batch
 * other kernels with bicubic: one grouped blur, the shared resize, the margin crop;
 * ``cv2_cubic`` (OpenCV, CPU) and JPEG stay per unit.
 
-Noise is drawn per unit from its seed on the CPU (as ``degrade``) and moved to the device in one copy per group.
+Noise is drawn per unit from its seed on the CPU (as ``degrade``) and added to that unit's LR on the device.
 On the CPU every unit's pixels equal ``degrade(hr, spec, margin)`` exactly (tested); on CUDA within one level.
 """
 
@@ -77,14 +77,15 @@ def _blur_down(units: Sequence[Unit], path: str) -> torch.Tensor:
     return out.reshape(g, n, c, h_out, w_out)
 
 
-def _noise(units: Sequence[Unit], shape: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
-    """(g, n, 3, h, w) noise of each unit from its own seed (zeros for clean units), or None if all are clean."""
-    if all(u.spec.noise <= 0 for u in units):
-        return None
-    parts = [
-        gaussian_noise(shape, u.spec.noise, u.spec.seed) if u.spec.noise > 0 else torch.zeros(shape) for u in units
-    ]
-    return torch.stack(parts).to(device, non_blocking=True)
+def _finish(units: Sequence[Unit], x: torch.Tensor) -> list[torch.Tensor]:
+    """Each unit's noise (from its own seed, on the CPU, as ``degrade``) added to its (n, 3, h, w) slice of the group's
+    float LR x in place, then rounded: unit by unit, so each step's data is still in cache."""
+    lrs = []
+    for u, lr in zip(units, x, strict=True):
+        if u.spec.noise > 0:
+            lr.add_(gaussian_noise(tuple(lr.shape), u.spec.noise, u.spec.seed).to(lr.device, non_blocking=True))
+        lrs.append(quantize(lr, u.spec.rounding))
+    return lrs
 
 
 def degrade_many(units: Sequence[Unit]) -> list[torch.Tensor]:
@@ -102,9 +103,7 @@ def degrade_many(units: Sequence[Unit]) -> list[torch.Tensor]:
         if path == "cv2":  # OpenCV on the CPU, one unit at a time (the official code's convention, by name)
             lrs = [degrade(u.hr, u.spec, u.margin) for u in group]
         else:
-            x = _blur_down(group, path)
-            noise = _noise(group, tuple(x.shape[1:]), x.device)
-            lrs = list(quantize(x if noise is None else x.add_(noise), group[0].spec.rounding))
+            lrs = _finish(group, _blur_down(group, path))
         for i, u, lr in zip(members, group, lrs, strict=True):
             out[i] = jpeg(lr, u.spec.jpeg_quality) if u.spec.jpeg_quality and path != "cv2" else lr
     return out  # type: ignore[return-value]
