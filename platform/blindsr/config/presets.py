@@ -22,6 +22,11 @@ from blindsr.config.schema import (
 from blindsr.degradations.presets import cdsr_train, cmdsr_code_train, cmdsr_train, dasr_iso, dasr_iso_code
 
 
+def paper_scaling() -> ScalingConfig:
+    """The papers' runs: as many degradation actors as keep the trainers fed (``scaling.degrade_actors: auto``)."""
+    return ScalingConfig(degrade_actors="auto")
+
+
 def cmdsr_paper() -> Config:
     """CMDSR (TIP 2022) training setting: ×4, 15×15 isotropic σ ∈ {0.2..4.0}, AWGN U[0,75], k=8, n=20; the
     BaseNet learns at 1e-3 and the ConditionNet at 1e-4, as the paper's §IV-A says."""
@@ -33,6 +38,7 @@ def cmdsr_paper() -> Config:
         model=ModelConfig(name="cmdsr", n_blocks=10),
         optim=OptimConfig(lr=1e-3, lr_condition=1e-4, milestones=[500_000, 900_000], gamma=0.1, t0=10),
         train=TrainConfig(steps=1_000_000, val_every=5000, checkpoint_every=5000, channels_last=None, compile=None),
+        scaling=paper_scaling(),
     )
 
 
@@ -66,6 +72,7 @@ def dasr_paper(scale: int = 4) -> Config:
             t0=0,
         ),
         train=TrainConfig(steps=582_000, val_every=5000, checkpoint_every=5000, channels_last=None, compile=None),
+        scaling=paper_scaling(),
     )
 
 
@@ -87,6 +94,7 @@ def cdsr_paper(scale: int = 4) -> Config:
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
         optim=OptimConfig(lr=1e-4, milestones=[121_250, 242_500, 363_750], gamma=0.5, t0=0),
         train=TrainConfig(steps=485_000, val_every=5000, checkpoint_every=5000, channels_last=None, compile=None),
+        scaling=paper_scaling(),
     )
 
 
