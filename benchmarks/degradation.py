@@ -17,6 +17,9 @@ Candidates: "batched torch": ``blindsr.degradations.degrade`` on each task's (n,
 "step-batched torch": ``degradations.batched.degrade_many`` on 8 tasks at once, as a train worker degrades its
 step's batch with ``scaling.degrade_on: trainer``. CMDSR's blur and bicubic run as one banded matrix per axis
 (``degradations.banded``), CDSR's as one strided convolution.
+Rates are patches per second of this process's CPU time on one thread (wall-clock for the CUDA rows): on a shared
+machine other processes change wall-clock rates run to run (CMDSR's ratios spanned 0.96× to 2.83× in four runs at a
+load of 9 on 2 cores) but not the CPU time a path needs.
 Goals: ≥ 2× OpenCV per core on both workloads, in both placements; CDSR ≥ 8× the naive path.
 """
 
@@ -131,18 +134,21 @@ def step_batched(tasks, device: torch.device) -> None:
 
 
 def timed_steps(tasks, device: torch.device) -> float:
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
     step_batched(tasks[:STEP_TASKS], device)  # warm-up
-    t0 = time.perf_counter()
+    t0 = clock()
     step_batched(tasks, device)
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
-def timed(fn, tasks) -> float:
+def timed(fn, tasks, clock=time.process_time) -> float:
+    """Seconds of ``fn`` over the tasks: this process's CPU time by default (one thread: other processes sharing the
+    machine's cores do not enter it), wall-clock for the CUDA rows."""
     fn(*tasks[0])  # warm-up (caches, allocator, first-call overheads)
-    t0 = time.perf_counter()
+    t0 = clock()
     for task in tasks:
         fn(*task)
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def max_level_difference(tasks, reference) -> int:
@@ -174,7 +180,7 @@ def run(workload: str, n_tasks: int, device: str) -> dict[str, float]:
             batched_torch(spec, wins, dev)
             torch.cuda.synchronize()
 
-        rates["batched torch (CUDA)"] = patches / timed(on_gpu, tasks)
+        rates["batched torch (CUDA)"] = patches / timed(on_gpu, tasks, time.perf_counter)
         rates["step-batched (CUDA)"] = patches / timed_steps(tasks, dev)
     print(f"{workload}: {n_tasks} tasks x {n} HR crops of {HR}^2, {what}; one thread")
     print(
