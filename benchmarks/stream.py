@@ -52,7 +52,7 @@ from blindsr.config import Config, build_config  # noqa: E402
 from blindsr.data.actor import DegradeWorker  # noqa: E402
 from blindsr.data.feed import TRAIN_COLUMNS  # noqa: E402
 from blindsr.data.plan import plan_resources  # noqa: E402
-from blindsr.data.stream import DataMeter, build_dataset, task_batches, train_dataset  # noqa: E402
+from blindsr.data.stream import build_dataset, task_batches, train_dataset  # noqa: E402
 
 K, N, PATCH, SCALE = 4, 8, 24, 4
 
@@ -137,7 +137,7 @@ def alternated(cfg: Config, plan, steps: int, segment: int, warm: int):
     the last segment's batches."""
     cfg.train.steps = warm + steps  # the stream's length: read to its end, so Ray's iterator closes while Ray is up
     shard = train_dataset(cfg, plan=plan, columns=TRAIN_COLUMNS).streaming_split(1, equal=True)[0]
-    meter = DataMeter(task_batches(shard, K, "cpu", depth=2), actors=1)  # as Ray Train hands a worker its shard
+    meter = task_batches(shard, K, "cpu", depth=2, actors=1)  # as Ray Train hands a worker its shard
     stream, loop = iter(meter), Loop()
     loop.run(stream, warm)  # the stream's start-up and the first steps stay out of the figures
     meter.metrics()
@@ -152,7 +152,7 @@ def alternated(cfg: Config, plan, steps: int, segment: int, warm: int):
             kept = []
             fed = loop.run(stream, segment, kept)
         pairs.append((*fed, *memory))
-    elapsed, data = time.perf_counter() - started, meter.metrics()
+    elapsed, data = time.perf_counter() - started, meter.metrics().logged()
     for _ in stream:  # nothing left after the last segment; this ends the pass
         pass
     fed_s = sum(p[0] for p in pairs)

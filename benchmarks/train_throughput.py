@@ -19,7 +19,7 @@ For each workload:
 2. **Fed by the stream**: the fastest eager precision fed by the real Ray Data stream as a Ray Train worker
    reads it (``DegradeWorker`` actors → the training columns → ``streaming_split`` → ``task_batches``),
    steps/s, its ratio to the step alone, and the fraction of wall time the loop waits for data
-   (``DataMeter``'s ``data/wait_frac``); once per ``--placements`` (``scaling.degrade_on``: ``actor`` rows of
+   (the feed's ``data/wait_frac``); once per ``--placements`` (``scaling.degrade_on``: ``actor`` rows of
    LR + HR, ``trainer``: HR windows degraded on this device before the step).
 3. **Budget**: the paper schedule (the preset's ``train.steps``) × the best step time alone, in hours; and the
    CPU cores of degradation per device it needs: patches/s the step consumes ÷ patches/s one core of
@@ -132,9 +132,9 @@ def fed_by_stream(
 ) -> tuple[float, float]:
     """(steps/s, data/wait_frac) of the eager step of ``cfg`` fed by the Ray Data stream, after ``warm`` steps,
     with the degradation on the actors or on this (the train) worker (``scaling.degrade_on``)."""
-    from blindsr.data.on_trainer import stream_columns, training_batches
+    from blindsr.data.feed import stream_columns
     from blindsr.data.plan import plan_resources
-    from blindsr.data.stream import DataMeter, task_batches, train_dataset
+    from blindsr.data.stream import task_batches, train_dataset
 
     if not ray.is_initialized():
         ray.init(address="local", include_dashboard=False, **console.ray_init_options())
@@ -145,16 +145,17 @@ def fed_by_stream(
     cfg.train.steps, cfg.scaling.num_workers = steps + warm, 1
     ds = train_dataset(cfg, plan=plan, columns=stream_columns(placement))
     trainer = build_trainer(cfg, device)
-    meter = DataMeter(task_batches(ds.streaming_split(1, equal=True)[0], k, device, cfg.data.prefetch_batches), actors)
+    shard = ds.streaming_split(1, equal=True)[0]
+    meter = task_batches(shard, k, device, cfg.data.prefetch_batches, degrade_on=placement, actors=actors)
     start = 0.0
-    for i, batch in enumerate(training_batches(meter, placement)):
+    for i, batch in enumerate(meter):
         if i == warm:
             sync(device)
             meter.metrics()  # the stream's start-up stays out of wait_frac
             start = time.perf_counter()
         trainer.step(*to_float(batch, device))
     sync(device)
-    return steps / (time.perf_counter() - start), meter.metrics()["data/wait_frac"]
+    return steps / (time.perf_counter() - start), meter.metrics().wait_frac
 
 
 def degradation_per_core(cfg: Config, tasks: int) -> float:

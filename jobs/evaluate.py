@@ -32,7 +32,8 @@ from blindsr.evaluation import (
     generated_cases,
     named_set,
 )
-from blindsr.infer import load, model_scale
+from blindsr.infer import load
+from blindsr.models.inference import model_scale
 from blindsr.tracking import RegistryError, log_evaluation, resolve_uri, run_page, source_run
 
 

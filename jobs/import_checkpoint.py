@@ -7,7 +7,7 @@ checkpoint folder, and optionally register it, so published weights are evaluate
     python jobs/evaluate.py models:/dasr_x4@official --protocol cdsr9 --root ~/data/benchmarks
 
 The layout (which code wrote it) and the architecture (scale, width, depth, support size) are read from the keys
-and shapes; the key translation is written down in blindsr/models/official.py. The file is read with
+and shapes; the key translation is written down in blindsr/artifacts/official.py. The file is read with
 weights_only=True: nothing in it runs. The folder holds config.yaml (the family's ``code`` preset, CDSR's
 ``paper``, with the imported model) and model.safetensors, and loads like any checkpoint (jobs/evaluate.py,
 jobs/upscale.py, export).
@@ -19,16 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from blindsr.config import PRESETS, Config
-from blindsr.models import build_model
-from blindsr.models.official import OPTIONAL, OfficialCheckpointError, convert
+from blindsr.artifacts import checkpoint
+from blindsr.artifacts.official import OfficialCheckpointError, imported
 from blindsr.tracking import RegistryError, Tracker, resolve_uri, set_alias
-from blindsr.train import checkpoint
-
-PRESET_OF = {"cmdsr": "cmdsr_code", "dasr": "dasr_code", "cdsr": "cdsr_paper"}
-WRAPPERS = ("state_dict", "model", "params_ema", "params")  # how training scripts nest a state dict
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,39 +32,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alias", default="official", help="alias of the registered version (default: official)")
     p.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
     return p
-
-
-def read_state(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict in ``path`` (unwrapping ``{"state_dict": …}``-style checkpoints), read without pickle code."""
-    if not path.is_file():
-        raise OfficialCheckpointError(f"{path} does not exist or is not a file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a pickle with code in it, or not a torch file at all
-        raise OfficialCheckpointError(f"{path} is not a weights-only torch checkpoint: {str(e).splitlines()[0]}") from e
-    for key in WRAPPERS:
-        if isinstance(data, dict) and isinstance(data.get(key), dict):
-            data = data[key]
-            break
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise OfficialCheckpointError(f"{path} holds no state dict of tensors")
-    return data
-
-
-def imported(path: Path) -> tuple[str, Config, torch.nn.Module]:
-    """(which official code, config, the blindsr model with the file's weights)."""
-    which, model_cfg, scale, state = convert(read_state(path))
-    cfg = PRESETS[PRESET_OF[which]]()
-    cfg.name, cfg.scale, cfg.model = f"{which}_official_x{scale}", scale, model_cfg
-    model = build_model(model_cfg, scale)
-    result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if k not in OPTIONAL]
-    if missing or result.unexpected_keys:
-        raise OfficialCheckpointError(
-            f"{path} does not fit blindsr's {which} at x{scale}: missing {missing[:5]}, "
-            f"unexpected {result.unexpected_keys[:5]}"
-        )
-    return which, cfg, model.eval()
 
 
 def main(argv: list[str] | None = None) -> int:

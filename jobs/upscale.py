@@ -15,7 +15,8 @@ from pathlib import Path
 
 from blindsr.data.images import ImageReadError, write_png
 from blindsr.data.sources import DatasetError
-from blindsr.infer import load, model_scale, upscale
+from blindsr.infer import load, upscale
+from blindsr.models.inference import model_scale
 from blindsr.tracking import RegistryError, resolve_uri
 
 

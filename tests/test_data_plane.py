@@ -276,7 +276,7 @@ def collect(ds) -> list[dict[str, np.ndarray]]:
 def test_train_stream_under_training_load_groups_every_batch(ray_session, folder):
     """2 CPUs held by stand-in train workers, 2 actors asked at 1 CPU: the plan shrinks them, nothing hangs."""
     from blindsr.data.plan import plan_resources
-    from blindsr.data.stream import DataMeter, task_batches, train_dataset
+    from blindsr.data.stream import task_batches, train_dataset
 
     ray = ray_session
 
@@ -291,7 +291,7 @@ def test_train_stream_under_training_load_groups_every_batch(ray_session, folder
     plan = plan_resources(cfg.scaling, ray.cluster_resources())
     assert plan.cpus_per_actor == 0.5 and plan.free_cpus >= 1
     steps = 3
-    meter = DataMeter(task_batches(train_dataset(cfg, steps=steps, plan=plan), K), plan.actors, 2)
+    meter = task_batches(train_dataset(cfg, steps=steps, plan=plan), K, actors=plan.actors, consumers=2)
     batches = list(meter)
     assert len(batches) == steps * 2  # both "workers'" shares, read by one consumer here
     local = DegradeWorker(cfg.data, cfg.degradation, S, seed=3)
@@ -305,7 +305,7 @@ def test_train_stream_under_training_load_groups_every_batch(ray_session, folder
             assert row.task.spec == specs[i] and np.array_equal(row.task.lr, batch["lr"][i].numpy())
     assert sorted(int(t) for b in batches for t in b["task_id"]) == list(range(steps * K * 2))
     metrics = meter.metrics()
-    assert metrics["data/patches_per_s"] > 0 and 0 <= metrics["data/wait_frac"] <= 1 and metrics["data/actor_util"] > 0
+    assert metrics.patches_per_s > 0 and 0 <= metrics.wait_frac <= 1 and metrics.actor_util > 0
     for h in held:
         ray.kill(h)
 

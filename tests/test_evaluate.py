@@ -168,9 +168,9 @@ def test_ray_evaluation_equals_the_local_run(tmp_path):
     """Cases spread over Ray tasks that load the model from a checkpoint folder give the local numbers."""
     import ray
 
+    from blindsr.artifacts import checkpoint
     from blindsr.config import Config
     from blindsr.data.sources import load_corpus
-    from blindsr.train import checkpoint
 
     model = tiny("cmdsr")
     folder = checkpoint.save(tmp_path / "ckpt", Config(scale=2, model=ModelConfig(name="cmdsr", **TINY)), model, {}, {})

@@ -8,11 +8,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from blindsr.artifacts.checkpoint import save_weights
 from blindsr.config import Config, ModelConfig, save_yaml
 from blindsr.export import TOLERANCE, ExportError, check_onnx, export_onnx, graph_paths, run_onnx
-from blindsr.infer import super_resolve
 from blindsr.models import MODELS
-from blindsr.train.checkpoint import save_weights
+from blindsr.models.inference import super_resolve
 from helpers import TINY, job, tiny
 
 pytestmark = pytest.mark.slow  # tracing and exporting a model takes 3–40 s on 2 cores

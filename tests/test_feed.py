@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from blindsr.config import build_config
-from blindsr.data.feed import TRAIN_COLUMNS, DeviceFeed, EarlyStart, as_tensors
+from blindsr.data.feed import TRAIN_COLUMNS, Feed, as_tensors
 
 
 def numpy_batches(count: int = 3, k: int = 2) -> list[dict[str, np.ndarray]]:
@@ -35,15 +35,17 @@ def test_tensors_share_the_arrays_memory():
 
 def test_cpu_feed_yields_every_batch_unchanged_and_counts_its_cost():
     batches = numpy_batches()
-    feed = DeviceFeed(batches, "cpu", depth=2)
+    feed = Feed(batches, 2, "cpu", depth=2)
     out = list(feed)
-    assert len(out) == 3 and feed.consumer_s >= 0
+    metrics = feed.metrics()
+    assert len(out) == 3 and metrics.consumer_ms >= 0 and metrics.patches_per_s > 0 and feed.total_patches == 24
+    assert set(metrics.logged()) >= {"data/patches_per_s", "data/wait_frac", "data/consumer_ms", "data/actors_busy"}
     for got, want in zip(out, batches, strict=True):
         assert set(got) == set(want)
         for name in want:
             assert np.array_equal(got[name].numpy(), want[name])
     with pytest.raises(ValueError, match="data.prefetch_batches must be >= 1, got 0"):
-        DeviceFeed(batches, "cpu", depth=0)
+        Feed(batches, 2, "cpu", depth=0)
 
 
 def test_early_start_asks_for_the_first_batch_at_once_and_yields_all_in_order():
@@ -54,13 +56,13 @@ def test_early_start_asks_for_the_first_batch_at_once_and_yields_all_in_order():
         release.wait(timeout=60)
         yield from batches
 
-    early = EarlyStart(source())
+    early = Feed(source(), 2, start_now=True)
     assert asked.wait(timeout=60)  # asked for before anyone iterates: the start-up overlaps the caller's set-up
     release.set()
     out = list(early)
     assert [b["task_id"].tolist() for b in out] == [b["task_id"].tolist() for b in batches]
-    assert all(got is want for got, want in zip(out, batches, strict=True))  # the same objects, not copies
-    assert list(EarlyStart(iter([]))) == []
+    assert all(np.shares_memory(got["lr"].numpy(), want["lr"]) for got, want in zip(out, batches, strict=True))
+    assert list(Feed(iter([]), 2, start_now=True)) == []
 
 
 def test_early_start_raises_the_first_batchs_error_in_the_consumer():
@@ -68,7 +70,7 @@ def test_early_start_raises_the_first_batchs_error_in_the_consumer():
         raise FileNotFoundError("shard 3 is gone")
         yield
 
-    early = EarlyStart(broken())
+    early = Feed(broken(), 2, start_now=True)
     with pytest.raises(FileNotFoundError, match="shard 3 is gone"):
         next(iter(early))
 
@@ -86,7 +88,8 @@ def call_block(first: int, calls: int, k: int) -> pa.Table:
     rows = []
     for c in range(calls):
         ids = np.arange(first + c * k, first + (c + 1) * k)
-        rows.append(pack(pa.table({"task_id": ids, "lr": pa.FixedShapeTensorArray.from_numpy_ndarray(pixels_of(ids))})))
+        pixels = pa.FixedShapeTensorArray.from_numpy_ndarray(pixels_of(ids))
+        rows.append(pack(pa.table({"task_id": ids, "work_s": np.zeros(k, np.float32), "lr": pixels, "hr": pixels})))
     return pa.concat_tables(rows)
 
 
@@ -96,20 +99,18 @@ def pixels_of(ids: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("k", [1, 3, 4, 64])
-def test_call_batches_are_the_streams_call_rows_in_order_and_views_of_them(k):
-    from blindsr.data.stream import CallBatches
-
+def test_the_feed_yields_the_streams_call_rows_in_order_as_views_of_them(k):
     blocks = [call_block(0, 1, k), call_block(k, 1, k), call_block(2 * k, 3, k)]  # one call per block, or several
-    batches = CallBatches(blocks, k)
+    batches = Feed(blocks, k)
     for _ in range(2):  # an iterable: each pass starts from the first row
         got = list(batches)
         assert [b["task_id"].tolist() for b in got] == [list(range(i * k, (i + 1) * k)) for i in range(5)]
         for b in got:
-            assert b["lr"].dtype == np.uint8 and np.array_equal(b["lr"], pixels_of(b["task_id"]))
+            assert b["lr"].dtype == torch.uint8 and np.array_equal(b["lr"], pixels_of(b["task_id"].numpy()))
     calls = [chunk.to_numpy_ndarray() for block in blocks for chunk in block["lr"].chunks]
-    assert all(any(np.shares_memory(b["lr"], call) for call in calls) for b in got)  # no copy
+    assert all(any(np.shares_memory(b["lr"].numpy(), call) for call in calls) for b in got)  # no copy
     with pytest.raises(ValueError, match="holds 4 tasks, the consumer steps on 3"):
-        list(CallBatches([call_block(0, 1, 4)], 3))
+        list(Feed([call_block(0, 1, 4)], 3))
 
 
 @pytest.mark.gpu
@@ -117,7 +118,7 @@ def test_call_batches_are_the_streams_call_rows_in_order_and_views_of_them(k):
 def test_cuda_feed_copies_the_pixels_ahead_and_keeps_the_bookkeeping_on_the_host(depth):
     batches = numpy_batches(5)
     seen = []
-    for got in DeviceFeed(batches, "cuda", depth=depth):
+    for got in Feed(batches, 2, "cuda", depth=depth):
         assert got["lr"].is_cuda and got["hr"].is_cuda and not got["task_id"].is_cuda
         seen.append(got["lr"].float().sum().item())  # uses it on the current stream, after the side copy
         torch.cuda._sleep(1_000_000)  # a slow step: the next copies run meanwhile
@@ -130,7 +131,7 @@ def test_task_batches_of_the_training_columns_equal_rays_own_batches(ray_session
     import ray
 
     from blindsr.data.plan import plan_resources
-    from blindsr.data.stream import DataMeter, task_batches, train_dataset
+    from blindsr.data.stream import task_batches, train_dataset
 
     cfg = build_config(
         "cmdsr_smoke", overrides=["scaling.num_workers=1", "data.patch_size=12", "scaling.degrade_actors=1"]
@@ -142,7 +143,7 @@ def test_task_batches_of_the_training_columns_equal_rays_own_batches(ray_session
     projected = train_dataset(cfg, steps=steps, plan=plan, columns=TRAIN_COLUMNS).materialize()
     for block in projected.iter_batches(batch_size=None, batch_format="pyarrow"):  # one call row of k tasks each
         assert block.num_rows == 1 and block["hr"].num_chunks == 1 and block["hr"].type.shape[0] == k
-    meter = DataMeter(task_batches(projected, k, "cpu", depth=2), actors=1)
+    meter = task_batches(projected, k, "cpu", depth=2, actors=1)
     ours = list(meter)
     assert len(ours) == len(full) == steps
     for got, want in zip(ours, full, strict=True):
@@ -151,5 +152,5 @@ def test_task_batches_of_the_training_columns_equal_rays_own_batches(ray_session
             assert torch.equal(got[name], want[name]), name
         assert got["work_s"].dtype == torch.float32 and bool((got["work_s"] >= 0).all())
         assert got["lr"].dtype == torch.uint8
-    metrics = meter.metrics()
+    metrics = meter.metrics().logged()
     assert metrics["data/consumer_ms"] >= 0 and metrics["data/patches_per_s"] > 0

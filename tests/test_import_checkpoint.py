@@ -91,7 +91,7 @@ def test_official_cdsr_layout_is_the_papers_model_and_imports_whole(tmp_path, ph
     reading it. That table holds the spec's measured totals (×4, 10 blocks: query encoder 2,934,592, one
     RRDB-SFT block 998,915, encoder + generator 13,253,330), and a state dict built from it imports into
     blindsr's CDSR with every key used, at ×2 and ×4, the encoder reading [0, 1] like the official."""
-    from blindsr.models.official import cdsr_layout
+    from blindsr.artifacts.official import cdsr_layout
 
     buffers = ("running_mean", "running_var", "num_batches_tracked", "queue", "queue_ptr")
     paper = {k: v for k, v in cdsr_layout(4).items() if not k.startswith("E.encoder_k") and not k.endswith(buffers)}

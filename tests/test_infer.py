@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from blindsr.artifacts.checkpoint import save_weights
 from blindsr.config import Config, ModelConfig, save_yaml
 from blindsr.data.images import read_image, write_png
 from blindsr.data.sources import DatasetError
-from blindsr.infer import ModelSourceError, load, model_scale, super_resolve, upscale
-from blindsr.train.checkpoint import save_weights
+from blindsr.infer import ModelSourceError, load, upscale
+from blindsr.models.inference import model_scale, super_resolve
 from helpers import TINY, job, tiny
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -133,6 +133,33 @@ def test_every_other_module_imports_without_ray_or_mlflow():
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr[-3000:]
 
 
+def blindsr_imports(path: Path) -> set[str]:
+    """Every ``blindsr.*`` module a file imports, anywhere in it."""
+    tree = ast.parse(path.read_text())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+    return {name for name in names if name.startswith("blindsr.")}
+
+
+@pytest.mark.parametrize(
+    "floor, above",
+    [
+        ("blindsr.artifacts", ("blindsr.train", "blindsr.tracking", "blindsr.infer", "blindsr.evaluation")),
+        ("blindsr.tracking", ("blindsr.train", "blindsr.infer", "blindsr.evaluation", "blindsr.tune")),
+        ("blindsr.infer", ("blindsr.train", "blindsr.evaluation", "blindsr.tune")),
+        ("blindsr.models", ("blindsr.train", "blindsr.tracking", "blindsr.infer", "blindsr.artifacts")),
+    ],
+)
+def test_no_module_imports_a_floor_above_its_own(floor, above):
+    """The trained model's home (artifacts/) sits below tracking/ and infer, which sit below training."""
+    upward = {
+        module: sorted(i for i in blindsr_imports(path) if i.startswith(above))
+        for module, path in modules().items()
+        if module == floor or module.startswith(floor + ".")
+    }
+    assert {m: i for m, i in upward.items() if i} == {}
+
+
 def test_degradations_need_nothing_from_the_run_config():
     """The old import circle (config ⇄ degradations.presets) stays gone: degradations/ never imports
     blindsr.config, and its presets import first in a fresh interpreter."""

@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from blindsr.config import Config, ModelConfig
-from blindsr.infer import load, super_resolve
+from blindsr.infer import load
 from blindsr.models import build_model
+from blindsr.models.inference import super_resolve
 from blindsr.tracking import RegistryError, Tracker
 from helpers import TINY
 
@@ -29,7 +30,8 @@ FAMILIES = ("cmdsr", "cdsr", "dasr", "cdcl", "kdsr")
 FRESH_PYTHON = """
 import sys, warnings
 import mlflow, numpy as np, torch
-from blindsr.infer import load, super_resolve
+from blindsr.infer import load
+from blindsr.models.inference import super_resolve
 warnings.filterwarnings("error", ".*pickle format", DeprecationWarning)  # the safe format: never the pickle path
 folder, names = sys.argv[1], sys.argv[2:]
 x = np.load(f"{folder}/x.npy")

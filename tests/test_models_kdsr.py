@@ -115,7 +115,7 @@ def test_the_paper_schedule_of_each_stage():
 def test_a_checkpoint_at_the_stage_boundary_resumes_bit_for_bit(preset, tmp_path):
     """Stage 1 ends at step 3 with a checkpoint; resumed from it, stage 2 (its own or the shared optimiser)
     continues exactly as the run that never stopped."""
-    from blindsr.train import checkpoint
+    from blindsr.artifacts import checkpoint
     from blindsr.train.runner import Cadence, run_steps
     from blindsr.train.trainer import build_trainer
     from blindsr.train.trainer import save as save_trainer

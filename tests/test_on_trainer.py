@@ -14,16 +14,9 @@ import torch
 from blindsr.config import ConfigError, build_config
 from blindsr.config.presets import PRESETS
 from blindsr.data.actor import DegradeWorker
-from blindsr.data.feed import TRAIN_COLUMNS, DeviceFeed
-from blindsr.data.on_trainer import (
-    WINDOW_COLUMNS,
-    TrainerDegradation,
-    degrade_batch,
-    stream_columns,
-    training_batches,
-)
+from blindsr.data.feed import TRAIN_COLUMNS, WINDOW_COLUMNS, Feed, call_rows, stream_columns
+from blindsr.data.on_trainer import degrade_batch
 from blindsr.data.schema import encode, pack
-from blindsr.data.stream import CallBatches, DataMeter
 from blindsr.degradations.batched import Unit, degrade_many
 from blindsr.degradations.pipeline import degrade
 from blindsr.degradations.presets import TRAIN_PRESETS
@@ -35,12 +28,11 @@ TRAINING_PRESETS = [name for name in PRESETS if name != "preview"]
 def rows(cfg, degrade_on: str, ids: list[int], columns: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The ``columns`` of the tasks ``ids`` as a consumer receives them: one call row, as numpy columns."""
     worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed, degrade_on=degrade_on)
-    call = pack(encode([worker.make(i) for i in ids])).select(list(columns))
-    return next(iter(CallBatches([call], len(ids))))
+    return next(call_rows(pack(encode([worker.make(i) for i in ids])).select(list(columns))))
 
 
 def _tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return next(iter(DeviceFeed([batch], "cpu")))
+    return next(iter(Feed([batch], len(batch["task_id"]), "cpu")))
 
 
 def small(cfg, **data):
@@ -105,13 +97,11 @@ def test_the_batched_pipeline_equals_degrade_unit_by_unit(distribution):
 def test_the_loop_reads_degraded_batches_and_the_meter_counts_patches():
     cfg = small(build_config("cdsr_smoke"))
     batches = [rows(cfg, "trainer", [i, i + 1], WINDOW_COLUMNS) for i in (0, 2)]
-    meter = DataMeter(DeviceFeed(batches, "cpu"))
-    degrading = training_batches(meter, "trainer")
-    assert isinstance(degrading, TrainerDegradation) and training_batches(meter, "actor") is meter
-    seen = [b["lr"].shape for b in degrading]
+    meter = Feed(batches, 2, "cpu", degrade_on="trainer")
+    seen = [b["lr"].shape for b in meter]
     n, p = cfg.data.patches_per_task, cfg.data.patch_size
     assert seen == [(2, n, 3, p, p)] * 2 and meter.total_patches == 4 * n
-    metrics = degrading.metrics()  # the meter's data/* figures and the degradation's, in one call
+    metrics = meter.metrics().logged()  # the meter's data/* figures and the degradation's, in one call
     assert metrics["data/degrade_ms"] > 0 and metrics["data/patches_per_s"] > 0
     assert stream_columns("trainer") == WINDOW_COLUMNS and stream_columns("actor") == TRAIN_COLUMNS
 
@@ -128,6 +118,6 @@ def test_bad_placements_are_refused_by_key_with_the_choices():
 def test_on_cuda_the_trainers_batch_is_within_one_level_of_the_actors(preset):
     cfg = small(build_config(preset, overrides=["degradation.noise_range=[0,30]"]))
     want = _tensors(rows(cfg, "actor", [0, 1, 2], TRAIN_COLUMNS))
-    got = degrade_batch(next(iter(DeviceFeed([rows(cfg, "trainer", [0, 1, 2], WINDOW_COLUMNS)], "cuda"))))
+    got = next(iter(Feed([rows(cfg, "trainer", [0, 1, 2], WINDOW_COLUMNS)], 3, "cuda", degrade_on="trainer")))
     assert got["lr"].is_cuda and torch.equal(got["hr"].cpu(), want["hr"])
     assert (got["lr"].cpu().int() - want["lr"].int()).abs().max() <= 1

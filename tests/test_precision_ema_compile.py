@@ -9,11 +9,11 @@ import logging
 import pytest
 import torch
 
+from blindsr.artifacts import checkpoint
 from blindsr.config import ConfigError, LossConfig, ModelConfig, OptimConfig, build_config
 from blindsr.degradations.spec import DegradationSpec
 from blindsr.models import build_model
 from blindsr.models.family import sr_network
-from blindsr.train import checkpoint
 from blindsr.train.acceleration import compile_forward
 from blindsr.train.ema import EMA
 from blindsr.train.precision import Precision

@@ -217,7 +217,7 @@ def test_new_protocol_names_are_refused_by_name_where_invalid(capsys):
 
 @pytest.mark.parametrize("protocol", ["gaussian8", "dasr_iso", "dasr_aniso"])
 def test_protocol_runs_end_to_end_through_the_evaluate_job(protocol, tmp_path, capsys):
-    from blindsr.train import checkpoint
+    from blindsr.artifacts import checkpoint
 
     folder = checkpoint.save(tmp_path / "ckpt", Config(scale=4, model=ModelConfig(name="srresnet", **TINY)),
                              tiny("srresnet", 4), {}, {})  # fmt: skip

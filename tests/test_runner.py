@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from blindsr.artifacts import checkpoint
 from blindsr.config import Config, build_config
 from blindsr.data.actor import DegradeWorker
-from blindsr.train import checkpoint
 from blindsr.train.runner import Cadence, LoopHook, run_steps
 from blindsr.train.trainer import build_trainer
 from blindsr.train.trainer import save as save_trainer

@@ -1,6 +1,6 @@
 """ONNX export of the test-time network, checked against PyTorch with onnxruntime.
 
-What is exported is exactly what :func:`blindsr.infer.conditioned` runs, at batch 1 with dynamic height and
+What is exported is exactly what :func:`blindsr.models.inference.conditioned` runs, at batch 1 with dynamic height and
 width (the per-sample dynamic convolutions of DASR/CDSR fold the batch into ``groups``, which an exported
 graph fixes; CMDSR's modulation is an ordinary conv of a scaled input and has no such limit):
 
@@ -183,12 +183,12 @@ def _quiet_exporter(verbose: bool):
 def check_onnx(
     model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], ...] = CHECK_SIZES, seed: int = 0
 ) -> float:
-    """Max |Δ| between onnxruntime and PyTorch (:func:`blindsr.infer.super_resolve`) on random LR images of
+    """Max |Δ| between onnxruntime and PyTorch (:func:`blindsr.models.inference.super_resolve`) on random LR images of
     each size; raises :class:`ExportError` above :data:`TOLERANCE`."""
     _require_onnx()
     import onnxruntime as ort
 
-    from blindsr.infer import super_resolve
+    from blindsr.models.inference import super_resolve
 
     model = model.float().cpu().eval()
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in graph_paths(path, model)]
@@ -207,7 +207,7 @@ def check_onnx(
 
 def run_onnx(sessions: list, model: nn.Module, lr: np.ndarray, seed: int = 0) -> np.ndarray:
     """SR (1, 3, s·h, s·w) of lr (1, 3, h, w) with onnxruntime sessions of :func:`graph_paths` order. For
-    CMDSR the support is drawn like :func:`blindsr.infer.conditioned` with the same ``seed``."""
+    CMDSR the support is drawn like :func:`blindsr.models.inference.conditioned` with the same ``seed``."""
     if len(sessions) == 1:
         return sessions[0].run(None, {"lr": lr})[0]
     support = self_support(

@@ -36,6 +36,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 
 from blindsr import console
+from blindsr.artifacts import checkpoint
 from blindsr.config import Config, apply_overrides, from_dict, to_dict
 from blindsr.data.plan import TRIAL_DRIVER_CPUS, trial_cpus, trial_share
 from blindsr.evaluation import BICUBIC, benchmark_sets, evaluate, generated_cases
@@ -43,7 +44,6 @@ from blindsr.infer import best_device
 from blindsr.report import trials_csv, trials_markdown
 from blindsr.space import Space
 from blindsr.tracking import Tracker, log_evaluation
-from blindsr.train import checkpoint
 from blindsr.train.launch import VAL_METRIC, ensure_ray, fit, resolve_devices, resolve_paths
 from blindsr.train.runner import LoopHook
 from blindsr.tune_console import FINAL_KEY, TrialLines, last_line

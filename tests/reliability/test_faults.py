@@ -15,9 +15,9 @@ import ray
 import torch
 from safetensors.torch import load_file
 
+from blindsr.artifacts import checkpoint
 from blindsr.config import Config, build_config
 from blindsr.tracking import load_model
-from blindsr.train import checkpoint
 from blindsr.train.launch import NonFiniteLossError, fit
 from faults import KillAt, RecordTaskIds, TruncateNewestAndRaise, kill_once_worker
 

@@ -16,12 +16,12 @@ import pytest
 import torch
 from PIL import Image
 
+from blindsr.artifacts import checkpoint
 from blindsr.config import Config, ModelConfig
 from blindsr.data import corpus
 from blindsr.data.sources import load_folder
 from blindsr.infer import upscale
 from blindsr.models import build_model
-from blindsr.train import checkpoint
 from blindsr.train.cli import main as train_main
 from helpers import job
 from servers import finish, smoke_job

@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from blindsr.artifacts import checkpoint
 from blindsr.config import Config, ModelConfig
 from blindsr.models import build_model
-from blindsr.train import checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted([*(ROOT / "platform" / "blindsr").rglob("*.py"), *(ROOT / "jobs").glob("*.py")])

@@ -1,54 +1,23 @@
 """Degradation on the train worker (``scaling.degrade_on: trainer``). No Ray.
 
-With this placement the ``DegradeWorker`` actors still read images, cut each task's crops and draw its spec,
-but they do not degrade: a row carries the task's HR windows, ``window`` px of context on each side (the
-distribution's largest ``spec.context()``, :func:`~blindsr.degradations.sampling.max_context`), and the spec
-columns. The train worker degrades the step's k tasks together on its own device
-(:func:`~blindsr.degradations.batched.degrade_many`) and hands the step the batch the actor placement would
-have delivered: the same pixels on the CPU (tested), within one grey level on CUDA.
-
-When to choose it: when a node has too few CPU cores per GPU to keep the GPU fed (the GPU spends a few ms per
-step degrading instead of waiting for rows). With cores to spare, ``actor`` keeps that time off the GPU and
-moves fewer bytes (LR + HR rather than wider HR windows).
+The actors send each task's HR windows (the distribution's largest context margin on each side) and its spec;
+:func:`degrade_batch` degrades a step's k tasks together on the worker's device (``degradations.batched``) into
+the batch the actor placement would have delivered: the same pixels on the CPU (tested), within one grey level on
+CUDA. When to choose it: docs/training.md.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from blindsr.data.feed import TRAIN_COLUMNS
-from blindsr.data.schema import KEY_FIELDS, SPEC_FIELDS, decode_specs
+from blindsr.data.schema import decode_specs
 from blindsr.degradations.batched import Unit, degrade_many
 
-# all a train worker reads of a row of HR windows (the stream projects the rest away)
-WINDOW_COLUMNS: tuple[str, ...] = (
-    "task_id",
-    "work_s",
-    "window",
-    "hr",
-    *SPEC_FIELDS,
-    *(f"key_{name}" for name in KEY_FIELDS),
-)
 
-Batch = dict[str, torch.Tensor]
-
-
-def stream_columns(degrade_on: str) -> tuple[str, ...]:
-    """The columns a train worker reads with ``scaling.degrade_on`` (the stream projects the rest away)."""
-    return WINDOW_COLUMNS if degrade_on == "trainer" else TRAIN_COLUMNS
-
-
-def training_batches(batches: Any, degrade_on: str) -> Any:
-    """``batches`` (a ``DataMeter``) as the step takes them: degraded here first with ``degrade_on: trainer``.
-    Either way the result's ``metrics()`` gives the ``data/*`` figures."""
-    return TrainerDegradation(batches) if degrade_on == "trainer" else batches
-
-
-def degrade_batch(batch: Mapping[str, Any]) -> Batch:
+def degrade_batch(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """A batch of window rows → the training batch the actor placement delivers.
 
     Args:
@@ -81,28 +50,3 @@ def degrade_batch(batch: Mapping[str, Any]) -> Batch:
     lr = torch.stack([torch.cat([next(lrs) for _ in range(count)]) for count in counts])
     hr = windows[..., big : side_h - big, big : side_w - big]
     return {"task_id": batch["task_id"], "work_s": batch["work_s"], "lr": lr, "hr": hr}
-
-
-class TrainerDegradation:
-    """Iterate ``batches`` of window rows as degraded training batches; ``metrics()`` gives the inner iterator's
-    (a ``DataMeter``'s) and ``data/degrade_ms``, the training thread's wall ms per batch spent issuing the
-    degradation (on CUDA the kernels run asynchronously)."""
-
-    def __init__(self, batches: Iterable[Mapping[str, Any]]) -> None:
-        self.batches = batches
-        self._spent, self._count = 0.0, 0
-
-    def __iter__(self) -> Iterator[Batch]:
-        for batch in self.batches:
-            start = time.perf_counter()
-            out = degrade_batch(batch)
-            self._spent += time.perf_counter() - start
-            self._count += 1
-            yield out
-
-    def metrics(self, reset: bool = True) -> dict[str, float]:
-        inner = getattr(self.batches, "metrics", None)
-        out = {**(inner(reset) if inner else {}), "data/degrade_ms": 1e3 * self._spent / max(self._count, 1)}
-        if reset:
-            self._spent, self._count = 0.0, 0
-        return out

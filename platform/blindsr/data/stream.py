@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -23,12 +23,12 @@ import ray
 import ray.data
 import torch
 from ray.data import DataIterator
-from ray.data.block import BlockAccessor, BlockMetadata
+from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from blindsr.config import Config
 from blindsr.data.actor import DegradeWorker
-from blindsr.data.feed import DeviceFeed, EarlyStart
+from blindsr.data.feed import Feed
 from blindsr.data.plan import DataPlan, plan_resources, preflight
 
 log = logging.getLogger(__name__)
@@ -186,84 +186,9 @@ def task_batches(
     k: int,
     device: torch.device | str = "cpu",
     depth: int = 2,
-    *,
-    start_now: bool = False,
-) -> DeviceFeed:
-    """A consumer's batches of k tasks: each a call row, numpy views of the stream's Arrow blocks (Ray fetches the
-    next block ahead in its threads), then tensors without a copy, the pixels on ``device``, ``depth`` batches
-    ahead on CUDA (``data.feed.DeviceFeed``). ``start_now``: the stream starts now (``data.feed.EarlyStart``)."""
+    **feed: Any,
+) -> Feed:
+    """A consumer's batches of k tasks (:class:`~blindsr.data.feed.Feed`, ``feed`` its keywords) from the stream's
+    whole blocks, each a call row; Ray fetches the next block ahead in its threads."""
     blocks = source.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1)
-    calls = CallBatches(blocks, k)
-    return DeviceFeed(EarlyStart(calls) if start_now else calls, device, depth)
-
-
-class CallBatches:
-    """The call rows of ``blocks`` in order, each a batch of k tasks as numpy columns (views of the block).
-
-    An iterable, as Ray's own ``iter_batches`` is: each ``iter`` is a new pass, and a consumer that stops early
-    closes that pass (and Ray's iteration under it) when it drops it."""
-
-    def __init__(self, blocks: Iterable[pa.Table], k: int) -> None:
-        self.blocks, self.k = blocks, k
-
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        for block in self.blocks:
-            for row in range(block.num_rows):  # a row lies in one chunk: its columns are views of the block
-                batch = {name: arr[0] for name, arr in BlockAccessor.for_block(block.slice(row, 1)).to_numpy().items()}
-                if len(batch["task_id"]) != self.k:
-                    raise ValueError(f"a call row holds {len(batch['task_id'])} tasks, the consumer steps on {self.k}")
-                yield batch
-
-
-class DataMeter:
-    """Wraps a batch iterator and measures what its consumer sees, for logging as ``data/*`` metrics.
-
-    Args:
-        batches: batches with ``hr`` (k, n, …) and ``work_s`` (k,) (numpy arrays or tensors on any device); a
-            :class:`~blindsr.data.feed.DeviceFeed` also reports its conversion cost (``data/consumer_ms``).
-        actors: size of the degradation actor pool.
-        consumers: how many train workers share the stream (each sees 1/consumers of the rows).
-    """
-
-    def __init__(self, batches: Iterable[Mapping[str, Any]], actors: int = 1, consumers: int = 1) -> None:
-        self.batches, self.actors, self.consumers = batches, actors, consumers
-        self.total_patches = 0
-        self._reset(time.perf_counter())
-
-    def _consumer_s(self) -> float:
-        return float(getattr(self.batches, "consumer_s", 0.0))
-
-    def _reset(self, now: float) -> None:
-        self._since, self._patches, self._wait, self._work, self._count = now, 0, 0.0, 0.0, 0
-        self._consumed_at_reset = self._consumer_s()
-
-    def __iter__(self) -> Iterator[Mapping[str, Any]]:
-        asked = time.perf_counter()
-        for batch in self.batches:
-            self._wait += time.perf_counter() - asked
-            k, n = batch["hr"].shape[:2]
-            self._patches += k * n
-            self._count += 1
-            self.total_patches += k * n
-            self._work = self._work + batch["work_s"].sum()  # stays on the batch's device until metrics()
-            yield batch
-            asked = time.perf_counter()
-
-    def metrics(self, reset: bool = True) -> dict[str, float]:
-        """Since the last reset: ``data/patches_per_s`` delivered, ``data/wait_frac`` of wall time spent waiting
-        for a batch, ``data/actors_busy``: actors' worth of row-making the trainers consume (what an autoscaled
-        pool grows towards), ``data/actor_util`` ≈ busy share of ``actors`` (row-making seconds / actor seconds),
-        ``data/consumer_ms``: CPU ms of the training thread per batch turning it into device tensors."""
-        now = time.perf_counter()
-        elapsed = max(now - self._since, 1e-9)
-        busy = float(self._work) * self.consumers / elapsed
-        out = {
-            "data/patches_per_s": self._patches / elapsed,
-            "data/wait_frac": self._wait / elapsed,
-            "data/actors_busy": busy,
-            "data/actor_util": busy / self.actors,
-            "data/consumer_ms": 1e3 * (self._consumer_s() - self._consumed_at_reset) / max(self._count, 1),
-        }
-        if reset:
-            self._reset(now)
-        return out
+    return Feed(blocks, k, device, depth, **feed)

@@ -19,9 +19,9 @@ from blindsr.data.images import write_png
 from blindsr.degradations.resize import imresize
 from blindsr.evaluation.cases import Case, oracle_support
 from blindsr.evaluation.table import BICUBIC, ORACLE, ImageScore, Table, slug, tabulate
-from blindsr.infer import model_scale, upscale_array
 from blindsr.metrics import psnr, ssim, to_uint8
 from blindsr.models import Family, family_of
+from blindsr.models.inference import model_scale, upscale_array
 
 Rows = Mapping[str, tuple[nn.Module, bool]]  # row name → (model, with oracle support)
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from torch import nn
 
 from blindsr.tracking.auth import refusal
@@ -77,8 +76,7 @@ def load_model(uri: str, tracking_uri: str | None = None) -> nn.Module:
     :class:`RegistryError` with a one-line reason."""
     import mlflow
 
-    from blindsr.tracking.pyfunc import CONFIG, WEIGHTS
-    from blindsr.train.checkpoint import rebuild
+    from blindsr.artifacts import registered
 
     store = resolve_uri(tracking_uri)
     _client(store)
@@ -86,8 +84,7 @@ def load_model(uri: str, tracking_uri: str | None = None) -> nn.Module:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=store))
-            flavors = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]
-            if "pytorch" in flavors:  # a pickled nn.Module
+            if registered.pickled(folder):
                 warnings.warn(
                     f"{uri} is in MLflow's pickle format (logged before blindsr used safetensors); loading it runs "
                     "code from the store. Register a new version to move to the safe format.",
@@ -95,8 +92,7 @@ def load_model(uri: str, tracking_uri: str | None = None) -> nn.Module:
                     stacklevel=2,
                 )
                 return mlflow.pytorch.load_model(uri, map_location="cpu").eval()
-            files = flavors["python_function"]["artifacts"]
-            return rebuild(folder / files[CONFIG]["path"], folder / files[WEIGHTS]["path"])[1]
+            return registered.read(folder)
     except (mlflow.exceptions.MlflowException, OSError, KeyError, ValueError, RuntimeError) as e:
         reason = refusal(e, store) or (str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
         raise RegistryError(f"cannot load model {uri} from {store}: {reason}") from e

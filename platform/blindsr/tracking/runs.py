@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from blindsr.config import Config, save_yaml
+from blindsr.artifacts import registered as model_format
+from blindsr.config import Config
 from blindsr.tracking.auth import refusal
 from blindsr.tracking.registry import promote
 from blindsr.tracking.store import RUN_NAME_TAG, reachable
-from blindsr.train.checkpoint import save_weights
 
 log = logging.getLogger(__name__)
 
@@ -189,17 +189,15 @@ class Tracker:
             from mlflow.models import ModelSignature
             from mlflow.types import Schema, TensorSpec
 
-            from blindsr.tracking.pyfunc import CONFIG, ENTRY, WEIGHTS
+            from blindsr.tracking.pyfunc import ENTRY
 
             spec = TensorSpec(np.dtype(np.float32), (-1, 3, -1, -1))
             with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-                save_yaml(cfg, Path(tmp) / "config.yaml")
-                save_weights(model, Path(tmp) / "model.safetensors")
                 warnings.filterwarnings("ignore", ".*An input example was not provided", UserWarning)  # signature given
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=str(ENTRY),
-                    artifacts={WEIGHTS: str(Path(tmp) / "model.safetensors"), CONFIG: str(Path(tmp) / "config.yaml")},
+                    artifacts=model_format.write(tmp, model, cfg),
                     signature=ModelSignature(inputs=Schema([spec]), outputs=Schema([spec])),
                     pip_requirements=requirements(),  # stated: inferring them would load the model in a subprocess
                     registered_model_name=registered,

@@ -29,13 +29,13 @@ from ray.train.torch import TorchTrainer
 from ray.util.annotations import RayDeprecationWarning
 
 from blindsr import console
+from blindsr.artifacts import checkpoint
 from blindsr.config import Config, ConfigError, apply_overrides, to_dict
 from blindsr.data.actor import DegradeWorker
-from blindsr.data.on_trainer import stream_columns
+from blindsr.data.feed import stream_columns
 from blindsr.data.plan import local_cluster, plan_resources
 from blindsr.data.stream import train_dataset
 from blindsr.tracking import close_run, experiment_name, resolve_uri
-from blindsr.train import checkpoint
 from blindsr.train.progress import ProgressFeed
 from blindsr.train.runner import LoopHook
 from blindsr.train.worker import VAL_METRIC, train_fn_per_worker

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from blindsr.artifacts import checkpoint
 from blindsr.config import Config
 from blindsr.models import build_model
-from blindsr.train import checkpoint
 from blindsr.train.acceleration import accelerate
 from blindsr.train.ema import EMA
 from blindsr.train.precision import Precision

@@ -20,14 +20,13 @@ import ray.train.torch
 import torch
 from ray.train import Checkpoint
 
+from blindsr.artifacts import checkpoint
 from blindsr.config import Config, flatten, from_dict, save_yaml
 from blindsr.console import Event, losses_of, send
-from blindsr.data.on_trainer import training_batches
-from blindsr.data.stream import DataMeter, task_batches
+from blindsr.data.stream import task_batches
 from blindsr.evaluation.validation import val_cases, validate
 from blindsr.models import Family, count_parameters, family_of
 from blindsr.tracking import Tracker, experiment_name, registered_name
-from blindsr.train import checkpoint
 from blindsr.train.distributed import all_gather_cat, world_size
 from blindsr.train.runner import Cadence, Metrics, run_steps
 from blindsr.train.trainer import Trainer, build_trainer
@@ -77,7 +76,10 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     # The stream starts first: its start-up (new processes importing their modules) overlaps the set-up below.
     shard = ray.train.get_dataset_shard("train")
-    batches = task_batches(shard, cfg.data.tasks_per_step, device, cfg.data.prefetch_batches, start_now=True)
+    batches = task_batches(
+        shard, cfg.data.tasks_per_step, device, cfg.data.prefetch_batches, degrade_on=cfg.scaling.degrade_on,
+        actors=config["actors"], consumers=world, start_now=True,
+    )  # fmt: skip
     saved = _read(config["resume"], config["resume_step"])
     trainer = build_trainer(cfg, device, rank=rank, saved=saved, adapt=adapt)
     model, step_fn = trainer.model, trainer.step
@@ -98,14 +100,12 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             tracker.artifact(save_yaml(cfg, Path(tmp) / "config.yaml"))
 
-    meter = DataMeter(batches, actors=config["actors"], consumers=world)
-    loop_batches = training_batches(meter, cfg.scaling.degrade_on)  # degraded here first with degrade_on: trainer
 
     channel = config.get("progress") if rank == 0 else None  # the driver's console, when it asked for one
 
     def log_metrics(metrics: Metrics, step: int) -> None:
         if rank == 0:
-            tracker.metrics({**metrics, **loop_batches.metrics()}, step=step)
+            tracker.metrics({**metrics, **batches.metrics().logged()}, step=step)
             send(channel, Event(step, losses_of(metrics), sent=time.time()))
 
     def validate_(step: int) -> Metrics:
@@ -129,7 +129,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     model.train()
     run_dir = Path(cfg.train.storage_path or "") / cfg.name
     result = run_steps(
-        step_fn, loop_batches, Cadence.of(cfg), start=start, tasks_per_step=cfg.data.tasks_per_step, device=device,
+        step_fn, batches, Cadence.of(cfg), start=start, tasks_per_step=cfg.data.tasks_per_step, device=device,
         log=log_metrics, validate=validate_, save=save, hooks=hooks, rank=rank, where=str(run_dir),
     )  # fmt: skip
 

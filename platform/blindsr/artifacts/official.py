@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from blindsr.config import ModelConfig
+from blindsr.config import PRESETS, Config, ModelConfig
+from blindsr.models import build_model
 from blindsr.models.edsr import DIV2K_MEAN
 
 Rule = tuple[str, str]  # (regex on the official key, replacement: our key)
@@ -280,3 +282,42 @@ def convert(state: dict[str, torch.Tensor]) -> tuple[str, ModelConfig, int, dict
     state = strip_prefixes(state)
     which = detect(state)
     return (which, *CONVERTERS[which](state))
+
+
+# ---- reading an official file ------------------------------------------------------------------------------
+
+PRESET_OF = {"cmdsr": "cmdsr_code", "dasr": "dasr_code", "cdsr": "cdsr_paper"}
+WRAPPERS = ("state_dict", "model", "params_ema", "params")  # how training scripts nest a state dict
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict in ``path`` (unwrapping ``{"state_dict": …}``-style checkpoints), read without pickle code."""
+    if not path.is_file():
+        raise OfficialCheckpointError(f"{path} does not exist or is not a file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a pickle with code in it, or not a torch file at all
+        raise OfficialCheckpointError(f"{path} is not a weights-only torch checkpoint: {str(e).splitlines()[0]}") from e
+    for key in WRAPPERS:
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+            break
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise OfficialCheckpointError(f"{path} holds no state dict of tensors")
+    return data
+
+
+def imported(path: Path) -> tuple[str, Config, torch.nn.Module]:
+    """(which official code, config, the blindsr model with the file's weights)."""
+    which, model_cfg, scale, state = convert(read_state(path))
+    cfg = PRESETS[PRESET_OF[which]]()
+    cfg.name, cfg.scale, cfg.model = f"{which}_official_x{scale}", scale, model_cfg
+    model = build_model(model_cfg, scale)
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if k not in OPTIONAL]
+    if missing or result.unexpected_keys:
+        raise OfficialCheckpointError(
+            f"{path} does not fit blindsr's {which} at x{scale}: missing {missing[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}"
+        )
+    return which, cfg, model.eval()
