@@ -6,13 +6,14 @@ with stride s (derived here from Keys' cubic), and the dense axis matrices the t
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 import torch
 
 from blindsr.degradations import DegradationSpec, degrade
-from blindsr.degradations.banded import TILE, axis_operator, float_nchw, merge, separable, tiles
+from blindsr.degradations.banded import TILE_H, TILE_W, axis_operator, float_nchw, merge, separable, tiles
 from blindsr.degradations.batched import Unit, degrade_many
 from blindsr.degradations.blur import blur_np
 from blindsr.degradations.noise import gaussian_noise
@@ -139,8 +140,8 @@ def test_tiles_give_the_dense_products_bits(scale, rng):
         hh, ww = scale * 47 + 2 * margin, scale * 33 + 2 * margin
         x = torch.from_numpy(rng.random((3, 2, 3, hh, ww), dtype=np.float32) * 255)  # 3 units of 2 crops
         ops = [  # per axis, per unit: (matrix, tiling)
-            [axis(sp, n, margin // scale, n // scale - 2 * margin // scale, torch.float32, x.device) for sp in specs]
-            for n in (hh, ww)
+            [axis(sp, n, margin // scale, n // scale - 2 * margin // scale, t, torch.float32, x.device) for sp in specs]
+            for n, t in ((hh, TILE_H), (ww, TILE_W))
         ]
         dense = torch.stack([oh @ (x[i] @ ow.T) for i, ((oh, _), (ow, _)) in enumerate(zip(*ops, strict=True))])
         (op_h, t_h), (op_w, t_w) = ((torch.stack([o for o, _ in a]), merge([t for _, t in a])) for a in ops)
@@ -152,10 +153,10 @@ def test_tiles_give_the_dense_products_bits(scale, rng):
 
 def test_tiles_are_balanced_and_hold_every_weight():
     """No tile of one row (a matrix-vector product sums in another order), every nonzero weight inside a band."""
-    for out, n in ((47, 4 * 47), (17, 68), (2, 8), (160, 640)):
-        tiling = tiles(n, 15, "circular", "bicubic", 4, (0, out))
+    for (out, n), tile in itertools.product(((47, 4 * 47), (17, 68), (2, 8), (160, 640)), (TILE_W, TILE_H)):
+        tiling = tiles(n, 15, "circular", "bicubic", 4, (0, out), tile)
         sizes = [r1 - r0 for r0, r1, _, _ in tiling]
-        assert sum(sizes) == out and max(sizes) <= TILE and min(sizes) >= min(2, out)
+        assert sum(sizes) == out and max(sizes) <= tile and min(sizes) >= min(2, out)
         assert max(sizes) - min(sizes) <= 1
         op = axis_operator(n, tuple(np.random.default_rng(out).random(15)), "circular", "bicubic", 4, (0, out))
         for r0, r1, lo, hi in tiling:
@@ -202,7 +203,7 @@ def test_no_weight_is_a_float32_denormal():
     g = spec.kernel_1d()
     assert ((g > 0) & (g < tiny)).any()
     for n, margin in ((224, 4), (160, 0)):
-        op, _ = axis(spec, n, margin, n // 4 - 2 * margin, torch.float32, torch.device("cpu"))
+        op, _ = axis(spec, n, margin, n // 4 - 2 * margin, TILE_W, torch.float32, torch.device("cpu"))
         assert not ((op != 0) & (op.abs() < tiny)).any()
     x = np.random.default_rng(0).random((96, 80, 3)) * 255
     ours = blur_and_downsample(torch.from_numpy(x).permute(2, 0, 1)[None], spec)[0].permute(1, 2, 0).numpy()

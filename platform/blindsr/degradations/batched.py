@@ -52,7 +52,8 @@ def _path(spec: DegradationSpec) -> str:
 
 def _axes(units: Sequence[Unit], axis: int, out: int, m: int) -> tuple[torch.Tensor, tuple[banded.Tile, ...]]:
     """(g, out, in) stacked per-unit axis matrices along ``axis`` (−2 or −1) and one tiling that covers them all."""
-    pairs = [pipeline.axis(u.spec, u.hr.shape[axis], m, out, torch.float32, u.hr.device) for u in units]
+    tile = banded.TILE_H if axis == -2 else banded.TILE_W
+    pairs = [pipeline.axis(u.spec, u.hr.shape[axis], m, out, tile, torch.float32, u.hr.device) for u in units]
     return torch.stack([op for op, _ in pairs]), banded.merge([t for _, t in pairs])
 
 

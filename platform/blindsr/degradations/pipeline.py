@@ -19,14 +19,14 @@ from blindsr.degradations.spec import DegradationSpec
 
 
 def axis(
-    spec: DegradationSpec, in_len: int, margin: int, out: int, dtype: torch.dtype, device: torch.device
+    spec: DegradationSpec, in_len: int, margin: int, out: int, tile: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, tuple[banded.Tile, ...]]:
     """The spec's separable (out, in_len) axis matrix (blur → down-sample → rows margin:margin+out, LR px) on
-    ``device``, cached, and its tiles (:func:`banded.tiles`)."""
+    ``device``, cached, and its tiles of about ``tile`` rows (:func:`banded.tiles`)."""
     k1 = spec.kernel_1d() if spec.kernel != "none" else np.ones(1)
     key = (in_len, tuple(float(v) for v in k1), spec.blur_border, spec.downsampler, spec.scale, (margin, margin + out))
     op = cached_tensor(key, lambda: banded.axis_operator(*key), dtype, device)
-    return op, banded.tiles(in_len, len(k1), *key[2:])
+    return op, banded.tiles(in_len, len(k1), *key[2:], tile)
 
 
 def blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0) -> torch.Tensor:
@@ -41,8 +41,8 @@ def blur_and_downsample(hr: torch.Tensor, spec: DegradationSpec, margin: int = 0
     h_out, w_out = hh // s - 2 * m, ww // s - 2 * m
     if spec.kernel == "none" or spec.kernel_1d() is not None:
         dtype = hr.dtype if hr.is_floating_point() else torch.float32
-        op_h, tiles_h = axis(spec, hh, m, h_out, dtype, hr.device)
-        op_w, tiles_w = axis(spec, ww, m, w_out, dtype, hr.device)
+        op_h, tiles_h = axis(spec, hh, m, h_out, banded.TILE_H, dtype, hr.device)
+        op_w, tiles_w = axis(spec, ww, m, w_out, banded.TILE_W, dtype, hr.device)
         return banded.separable([hr], op_h[None], op_w[None], tiles_h, tiles_w)[0]
     hr = hr if hr.is_floating_point() else hr.float()
     kernel = torch.from_numpy(spec.kernel_array())
