@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
 import yaml
 
+from blindsr.tracking.system import short_node_id
 from helpers import job
 from servers import RAY, ROOT, RayCluster, secret_in_run
 
@@ -69,6 +71,7 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
         "--", sys.executable, "jobs/train_cmdsr.py", "--preset", "smoke", "--name", "two-nodes",
         "--set", "train.steps=8", "--set", "scaling.num_workers=2", "--set", "scaling.placement_strategy=SPREAD",
         "--set", "scaling.degrade_actors=2", "--set", f"train.storage_path={shared}",
+        "--set", "tracking.system_metrics_every_s=1",
     ]  # fmt: skip
     for _ in range(10):  # the head's job agent registers a few seconds after `ray start` returns
         done = subprocess.run(cmd, cwd=ROOT, env=two_nodes.env, capture_output=True, text=True, timeout=900)
@@ -97,6 +100,14 @@ def test_job_spreads_over_two_nodes_and_registers_over_http(two_nodes, tracking_
     # the job's final evaluation went into the same run, and the job said where to look at it
     assert "eval/cmdsr/corpus/mean/psnr_y" in client.get_run(run_id).data.metrics
     assert [a.path for a in client.list_artifacts(run_id, "eval/cmdsr")] == ["eval/cmdsr/table.md"]
+    # each node's CPU and memory (MLflow's system metrics), under that node's id and no other
+    metrics = client.get_run(run_id).data.metrics
+    labels = {short_node_id(node) for node in nodes}
+    assert {k.split("/")[1] for k in metrics if k.startswith("system/")} == labels, sorted(metrics)
+    total_mb = psutil.virtual_memory().total / 1e6  # both nodes run on this machine
+    for label in labels:
+        assert 0 <= metrics[f"system/{label}/cpu_utilization_percentage"] <= 100
+        assert 0 < metrics[f"system/{label}/system_memory_usage_megabytes"] <= total_mb
     assert f"MLflow UI: {tracking_server.url}/#/experiments/" in done.stdout and run_id in done.stdout
     password = trainer["MLFLOW_TRACKING_PASSWORD"]
     assert password not in done.stdout + done.stderr  # the job's log

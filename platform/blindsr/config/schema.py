@@ -199,9 +199,14 @@ class TrackingConfig:
     register: bool = True
     log_images: bool = True
     retry_every_s: float = 30.0  # after a failed call, skip tracking this long, then try the server again
+    system_metrics_every_s: float = 10.0  # MLflow system metrics of every node (system/<node id>/…); 0: off
 
     def problems(self) -> list[tuple[str, str]]:
-        out = [("retry_every_s", f"must be >= 0, got {self.retry_every_s}")] if self.retry_every_s < 0 else []
+        out = [
+            (k, f"must be >= 0, got {getattr(self, k)}")
+            for k in ("retry_every_s", "system_metrics_every_s")
+            if getattr(self, k) < 0
+        ]
         if self.tracking_uri and urlsplit(self.tracking_uri).password is not None:  # the config is logged as params
             out.append(
                 (

@@ -127,11 +127,15 @@ class Tracker:
                 order_by=["attributes.start_time DESC"],
                 max_results=1,
             )
+            # no monitor of MLflow's own here, even if its env var asks: the worker starts one per node (system.py)
             if found:
-                run = mlflow.start_run(run_id=found[0].info.run_id)
+                run = mlflow.start_run(run_id=found[0].info.run_id, log_system_metrics=False)
             else:
                 run = mlflow.start_run(
-                    experiment_id=exp_id, run_name=run_name, tags={RUN_NAME_TAG: run_name, **(tags or {})}
+                    experiment_id=exp_id,
+                    run_name=run_name,
+                    tags={RUN_NAME_TAG: run_name, **(tags or {})},
+                    log_system_metrics=False,
                 )
             self.run_id = run.info.run_id
             if not found:

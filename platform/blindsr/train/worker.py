@@ -18,6 +18,7 @@ from typing import Any
 import ray.train
 import ray.train.torch
 import torch
+import torch.distributed as dist
 from ray.train import Checkpoint
 
 from blindsr.artifacts import checkpoint
@@ -27,6 +28,7 @@ from blindsr.data.stream import task_batches
 from blindsr.evaluation.validation import val_cases, validate
 from blindsr.models import Family, count_parameters, family_of
 from blindsr.tracking import Tracker, experiment_name, registered_name
+from blindsr.tracking.system import NodeMonitor, short_node_id
 from blindsr.train.distributed import all_gather_cat, world_size
 from blindsr.train.runner import Cadence, Metrics, run_steps
 from blindsr.train.trainer import Trainer, build_trainer
@@ -61,6 +63,22 @@ def _report(cfg: Config, trainer: Trainer, i: int, rank: int, extra: Metrics) ->
     with tempfile.TemporaryDirectory(prefix="blindsr-ckpt-") as tmp:
         save_trainer(tmp, cfg, trainer, {"step": i, **extra})
         ray.train.report({"step": i, **extra}, checkpoint=Checkpoint.from_directory(tmp))
+
+
+def _system_metrics(cfg: Config, run_id: str | None, rank: int, world: int) -> NodeMonitor | None:
+    """Rank 0's run id to every rank, and a monitor on the lowest rank of each Ray node (a collective). Not
+    Ray Train's local rank 0: local ranks count per IP, and two Ray nodes on one host share one."""
+    if cfg.tracking.system_metrics_every_s <= 0:
+        return None
+    node = ray.get_runtime_context().get_node_id()
+    ranks = [(node, run_id)] * world
+    if world > 1:
+        dist.all_gather_object(ranks, (node, run_id))
+    run_id = ranks[0][1]
+    if run_id is None or [n for n, _ in ranks].index(node) != rank:
+        return None
+    every, retry = cfg.tracking.system_metrics_every_s, cfg.tracking.retry_every_s
+    return NodeMonitor(cfg.tracking.tracking_uri or "", run_id, short_node_id(node), every, retry).start()
 
 
 def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +117,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         tracker.start(experiment_name(cfg.model.name, cfg.tracking.experiment), cfg.name, params, config.get("tags"))
         with tempfile.TemporaryDirectory() as tmp:
             tracker.artifact(save_yaml(cfg, Path(tmp) / "config.yaml"))
-
+    system = _system_metrics(cfg, tracker.run_id, rank, world)
 
     channel = config.get("progress") if rank == 0 else None  # the driver's console, when it asked for one
 
@@ -132,6 +150,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         step_fn, batches, Cadence.of(cfg), start=start, tasks_per_step=cfg.data.tasks_per_step, device=device,
         log=log_metrics, validate=validate_, save=save, hooks=hooks, rank=rank, where=str(run_dir),
     )  # fmt: skip
+    if system is not None:
+        system.stop()
 
     version = None
     if rank == 0 and result.stopped is None and cfg.tracking.register and result.step > start:
