@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -208,3 +209,20 @@ def test_no_weight_is_a_float32_denormal():
     x = np.random.default_rng(0).random((96, 80, 3)) * 255
     ours = blur_and_downsample(torch.from_numpy(x).permute(2, 0, 1)[None], spec)[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(ours, reference(x, spec, 0), atol=1e-9, rtol=0)
+
+
+def test_threads_degrading_at_once_get_their_own_pixels(rng):
+    """The CPU path reuses its intermediate buffers call after call; each thread has its own."""
+    jobs = []
+    for i in range(4):
+        spec = DegradationSpec(scale=4, sigma=0.5 + i, kernel_size=15, noise=4.0, seed=i)
+        hwc = rng.integers(0, 256, (6, 4 * 12 + 32, 4 * 12 + 32, 3), dtype=np.uint8)
+        crops = torch.from_numpy(hwc).permute(0, 3, 1, 2)
+        jobs.append((crops, spec, degrade(crops, spec, 16)))
+
+    def run(job: tuple) -> bool:
+        crops, spec, want = job
+        return all(torch.equal(degrade(crops, spec, 16), want) for _ in range(30))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(run, jobs))
