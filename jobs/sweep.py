@@ -5,6 +5,7 @@ paper-style report (``jobs/report.py``).
     python jobs/sweep.py search_spaces/cmdsr_t8_t0.yaml --budget demo
     python jobs/sweep.py search_spaces/cmdsr_hp_asha.yaml --budget demo --set train.steps=300
     python jobs/sweep.py search_spaces/cmdsr_t8_t0.yaml --budget demo --resume       # after an interruption
+    python jobs/sweep.py search_spaces/cmdsr_t8_t0.yaml --budget demo --seeds 3      # mean ± std of 3 seeds
     ray job submit --working-dir . -- python jobs/sweep.py search_spaces/cdsr_t10_blocks.yaml --budget paper \\
         --bench-root /data/benchmarks --set train.storage_path=s3://bucket/blindsr-runs
 
@@ -30,6 +31,14 @@ def parser() -> argparse.ArgumentParser:
     add_override_argument(p, "dotted override for every trial, e.g. --set train.steps=200 (repeatable)")
     p.add_argument("--name", help="sweep name (default <space>-<budget>): Tune folder and MLflow parent run")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep of this name")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every row N times, seeds = each trial's config seed + 0..N-1; the report shows mean ± std "
+        "(default name <space>-<budget>-seedsN when N > 1: resume with the same N)",
+    )
     p.add_argument("--bench-root", help="folder with the file's test sets (Set5, ...); default: corpus val split")
     p.add_argument("--max-concurrent", type=int, help="cap on trials at once (default: what the cluster fits)")
     p.add_argument("--dry-run", action="store_true", help="validate the file and print the trial count only")
@@ -42,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     console.configure(args.verbose)
     try:
         space = load_space(args.space)
+        space.check_seeds(args.seeds)
         space.config(args.budget, args.overrides)  # --set typos fail before Ray starts
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{space.title}: {space.n_trials()} trial(s) at the {args.budget} budget")
+    seeds = f" ({space.n_trials()} × {args.seeds} seeds)" if args.seeds > 1 else ""
+    print(f"{space.title}: {space.n_trials(args.seeds)} trial(s){seeds} at the {args.budget} budget")
     if args.dry_run:
         return 0
     from blindsr.data.plan import DataPlanError
@@ -61,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             bench_root=args.bench_root,
             max_concurrent=args.max_concurrent,
+            seeds=args.seeds,
         )
     except (ConfigError, DatasetError, DataPlanError, SweepError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -4,12 +4,14 @@ dashboard on for the state API, see ``ensure_ray``), tracked by real MLflow stor
 ASHA: two trials at once, ordered at the first rung by a gate (not a timer); the frozen one reaches that rung
 below the one that learns and is stopped there. The console has one line per trial event.
 
-Load and recovery: 4 smoke trials all running at once on this 2-core machine, each with its TorchTrainer, train
-worker, degradation actor and Ray Data read tasks, tracked over HTTP on the PostgreSQL-backed MLflow server. One
-trial crashes once. It must finish without deadlock or starvation: the 4 nested runs overlap in time (each waits
-after its first step until all four have got there, so a scheduler that ran them one after another would hang,
-not race), the crash is one console line and a FAILED run, and ``--resume`` trains only the crashed trial, from
-its checkpoint, keeping the finished ones untouched; the table and report are logged to the parent run."""
+Load, recovery and seeds: 2 rows × 2 seeds (``seeds=2``), 4 smoke trials all running at once on this 2-core
+machine, each with its TorchTrainer, train worker, degradation actor and Ray Data read tasks, tracked over HTTP on
+the PostgreSQL-backed MLflow server. One seed of one row crashes once. It must finish without deadlock or
+starvation: the 4 nested runs overlap in time (each waits after its first step until all four have got there, so
+a scheduler that ran them one after another would hang, not race), the crash is one console line and a FAILED
+run, and ``--resume`` trains only the crashed trial, from its checkpoint, keeping the finished ones untouched;
+every run trains with its seed (param and tag); the table and the report (mean ± std per row) are logged to the
+parent run."""
 
 from __future__ import annotations
 
@@ -90,16 +92,14 @@ def test_asha_stops_the_trial_that_falls_behind_at_the_first_rung(tmp_path, caps
 
 
 SPACE = """
-title: "load: four concurrent trials, one crashes once"
+title: "load: four concurrent trials (2 rows x 2 seeds), one crashes once"
 family: cmdsr
 base: {scaling.num_workers: 1}
 rows:
-  - {label: "t0 = 0", set: {optim.t0: 0}, paper: {Set5: 27.00}}
   - {label: "t0 = 1", set: {optim.t0: 1}, paper: {Set5: 27.05}}
   - label: "t0 = 2 (crashes once)"
     set: {optim.t0: 2, train.max_failures: 0}
     paper: {Set5: 27.10}
-  - {label: "t0 = 3", set: {optim.t0: 3}}
 evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5]}
 """
 CRASHES = "t0 = 2 (crashes once)"
@@ -108,6 +108,7 @@ CRASHES = "t0 = 2 (crashes once)"
 def test_four_concurrent_trials_nest_crash_once_and_resume_without_rerunning(tracking_server, tmp_path, capsys):
     (tmp_path / "load.yaml").write_text(SPACE)
     space = load_space(tmp_path / "load.yaml")
+    s0 = space.config("smoke").seed  # the two seeds: s0, s0 + 1
     # Four trials starting at once (~30 processes importing torch on 2 cores) can keep the server from answering
     # a trial's first probe within its 30 s timeout; the default 30 s pause after that failure would then drop
     # the step-2 validation checked below. Outages and the pause are test_tracking_server's subject, not this.
@@ -117,28 +118,33 @@ def test_four_concurrent_trials_nest_crash_once_and_resume_without_rerunning(tra
         "tracking.retry_every_s=0",
     ]
     client = mlflow.MlflowClient(tracking_server.url)
-    crash = RaiseAt(3, when={"optim.t0": 2})  # a fresh (not a resumed) run of that row crashes at step 3
+    crash = RaiseAt(3, when={"optim.t0": 2, "seed": s0 + 1})  # a fresh run of that row's 2nd seed crashes at step 3
     first = run_sweep(
         space, "smoke", overrides, name="load", project_dir=tmp_path, max_concurrent=4,
-        hooks=[crash, Barrier(tmp_path, parties=4)],
+        hooks=[crash, Barrier(tmp_path, parties=4)], seeds=2,
     )  # fmt: skip
-    assert [t["status"] for t in first.trials] == ["finished", "finished", "error", "finished"], first.trials
-    assert "injected failure at step 3" in first.trials[2]["error"]
+    status = {(t["row"], t["seed"]): t["status"] for t in first.trials}
+    assert status == {("t0 = 1", s0): "finished", ("t0 = 1", s0 + 1): "finished", (CRASHES, s0): "finished",
+                      (CRASHES, s0 + 1): "error"}, first.trials  # fmt: skip
+    crashed = next(i for i, t in enumerate(first.trials) if t["status"] == "error")
+    assert "injected failure at step 3" in first.trials[crashed]["error"]
     failed = [line for line in capsys.readouterr().out.splitlines() if " failed: " in line]
     assert len(failed) == 1 and f"[{CRASHES}]" in failed[0], failed  # one console line
     children = client.search_runs(
         [client.get_run(first.parent_run_id).info.experiment_id],
         f"tags.`mlflow.parentRunId` = '{first.parent_run_id}'",
     )
-    status = {c.data.tags["blindsr.row"]: c.info.status for c in children}
-    assert status == {"t0 = 0": "FINISHED", "t0 = 1": "FINISHED", CRASHES: "FAILED", "t0 = 3": "FINISHED"}
-    crashed_run = next(c.info.run_id for c in children if c.data.tags["blindsr.row"] == CRASHES)
+    status = {(c.data.tags["blindsr.row"], int(c.data.tags["blindsr.seed"])): c.info.status for c in children}
+    assert status == {("t0 = 1", s0): "FINISHED", ("t0 = 1", s0 + 1): "FINISHED", (CRASHES, s0): "FINISHED",
+                      (CRASHES, s0 + 1): "FAILED"}  # fmt: skip
+    assert all(c.data.params["seed"] == c.data.tags["blindsr.seed"] for c in children)  # the run trained with it
+    crashed_run = next(c.info.run_id for c in children if c.info.status == "FAILED")
     starts, ends = [c.info.start_time for c in children], [c.info.end_time for c in children]
     assert max(starts) < min(ends)  # all four were training at the same time
     finished_at = {t["run_id"]: client.get_run(t["run_id"]).info.end_time for t in first.trials if t["run_id"]}
     with pytest.raises(SweepError, match="--resume"):
-        run_sweep(space, "smoke", overrides, name="load", project_dir=tmp_path)
-    again = run_sweep(space, "smoke", overrides, name="load", project_dir=tmp_path, resume=True, hooks=[crash])
+        run_sweep(space, "smoke", overrides, name="load", project_dir=tmp_path, seeds=2)
+    again = run_sweep(space, "smoke", overrides, name="load", project_dir=tmp_path, resume=True, hooks=[crash], seeds=2)
 
     assert [(t["status"], t["step"]) for t in again.trials] == [("finished", 4)] * 4, again.trials
     keep = ("status", "step", "eval", "run_id")
@@ -146,7 +152,7 @@ def test_four_concurrent_trials_nest_crash_once_and_resume_without_rerunning(tra
         if before["status"] == "finished":  # kept from the first run, not trained or evaluated again
             assert {k: done[k] for k in keep} == {k: before[k] for k in keep}
             assert client.get_run(done["run_id"]).info.end_time == finished_at[done["run_id"]]
-    resumed = again.trials[2]
+    resumed = again.trials[crashed]
     assert resumed["run_id"] == crashed_run and [s for s, _ in resumed["history"]] == [2, 4]  # the same run, resumed
     (psnr, ssim), bicubic = resumed["eval"]["ours"]["corpus"], resumed["eval"]["bicubic"]["corpus"]  # no Set5 here
     assert psnr > 0 and 0 < ssim <= 1 and bicubic[0] > 15  # 4 smoke steps are far from bicubic, as they should be
@@ -160,12 +166,14 @@ def test_four_concurrent_trials_nest_crash_once_and_resume_without_rerunning(tra
     assert len(children) == 4 and {c.info.status for c in children} == {"FINISHED"}
     assert {"space.yaml", "results.md", "results.csv"} <= {a.path for a in client.list_artifacts(again.parent_run_id)}
     assert CRASHES in (again.folder / "results.md").read_text()
-    assert len(json.loads((again.folder / "sweep.json").read_text())["trials"]) == 4
+    meta = json.loads((again.folder / "sweep.json").read_text())
+    assert meta["seeds"] == 2 and [(t["row"], t["seed"]) for t in meta["trials"]] == sorted(status)
 
     files = write_report(again.folder)
     report = files[0].read_text()
-    assert "| t0 = 1 | " in report and "27.05" in report and "corpus (ours)" in report and "Set5 (paper)" in report
-    assert "same ordering:" in report and files[2].stat().st_size > 10_000
+    assert "corpus (ours)" in report and "Set5 (paper)" in report and "Mean ± std over 2 seeds" in report
+    assert report.count(" | 4 | finished | 2 of 2 |") == 2 and "| t0 = 1 | " in report and "27.05" in report
+    assert f"  - {CRASHES} > t0 = 1: Δ " in report and "--seeds 2` then" in report and files[2].stat().st_size > 10_000
     assert {"report/report.md", "report/report.png"} <= {
         a.path for a in client.list_artifacts(again.parent_run_id, "report")
     }

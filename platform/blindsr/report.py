@@ -4,15 +4,19 @@ Reads a finished sweep's folder (``outputs/sweeps/<name>``: ``sweep.json`` + ``s
 :func:`blindsr.tune.run_sweep`), writes ``report.md``, ``report.csv`` and ``report.png`` (PSNR per setting, ours
 against the paper's; validation curves of every trial) into it and logs them to the sweep's MLflow parent run.
 No Ray. Where our test sets differ from the paper's (the built-in corpus instead of Set5 …), both are shown
-and the comparison is of the orderings only, which the report states.
+and the comparison is of the orderings only, which the report states. A sweep run with ``--seeds N`` has one
+report row per setting with mean ± std over its seeds, and calls an ordering reproduced only beyond the spread.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
-from dataclasses import dataclass
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +33,24 @@ class ReportRow:
     status: str
     step: int
     val: float
-    ours: dict[str, list[float]]  # set → [psnr, ssim]
+    ours: dict[str, list[float]]  # set → [psnr, ssim]; with seeds, the mean over them
     paper: dict[str, list[float]]  # set → [psnr] or [psnr, ssim]
     history: list[list[float]]
+    seeds: int = 1  # trials of this setting (one per seed)
+    spread: dict[str, list[float]] = field(default_factory=dict)  # set → [std psnr, std ssim] over the seeds
+    val_std: float = math.nan
+    scores: list[float] = field(default_factory=list)  # per seed with a result: PSNR-Y mean over our sets
+    histories: list[list[list[float]]] = field(default_factory=list)  # every seed's validation curve
 
 
-def _fmt(values: list[float] | None) -> str:
+def _fmt(values: list[float] | None, spread: list[float] | None = None) -> str:
     if not values or values[0] != values[0]:
         return "-"
+    if spread is not None:  # a multi-seed sweep: mean ± std (std "-" from a single result)
+        digits = (2, 4)[: len(values)]
+        return " / ".join(
+            f"{m:.{d}f} ± " + (f"{s:.{d}f}" if s == s else "-") for m, s, d in zip(values, spread, digits, strict=True)
+        )
     return f"{values[0]:.2f}" + (f" / {values[1]:.4f}" if len(values) > 1 else "")
 
 
@@ -44,17 +58,45 @@ def _sampled(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1) of the finite values; NaN where there are too few."""
+    vals = [v for v in values if v == v]
+    return (statistics.mean(vals) if vals else math.nan), (statistics.stdev(vals) if len(vals) > 1 else math.nan)
+
+
+def _group(trials: list[dict[str, Any]], label: str, paper: dict[str, list[float]]) -> ReportRow:
+    """One setting's trials (its seeds) as one row: mean ± std per set, of the validation and of the score."""
+    ours, spread = {}, {}
+    for s in dict.fromkeys(s for t in trials for s in t["eval"]["ours"]):
+        stats = [mean_std([t["eval"]["ours"][s][i] for t in trials if s in t["eval"]["ours"]]) for i in (0, 1)]
+        ours[s], spread[s] = [m for m, _ in stats], [d for _, d in stats]
+    counts = Counter(t["status"] for t in trials)
+    status = trials[0]["status"] if len(counts) == 1 else "; ".join(f"{n} {s}" for s, n in counts.items())
+    val, val_std = mean_std([t["val"] for t in trials])
+    scores = [v for v in (_mean(t["eval"]["ours"]) for t in trials) if v == v]
+    histories = [t["history"] for t in trials]
+    step = max(t["step"] for t in trials)
+    return ReportRow(
+        label, status, step, val, ours, paper, histories[0], len(trials), spread, val_std, scores, histories
+    )
+
+
 def rows(meta: dict[str, Any], space: Space) -> list[ReportRow]:
-    """One row per trial, labelled by its row label and its sampled values, in the file's row order."""
+    """One row per trial, labelled by its row label and its sampled values, in the file's row order; with
+    ``seeds`` in ``meta`` (``--seeds`` > 1), one row per setting, its trials' seeds grouped."""
+    seeds = meta.get("seeds", 1) > 1
+    groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for i, t in enumerate(meta["trials"]):
+        groups.setdefault((t["row"], json.dumps(t["params"], sort_keys=True)) if seeds else (i, ""), []).append(t)
     out = []
-    for t in meta["trials"]:
-        row = space.row(t["row"])
+    for trials in groups.values():
+        t, row = trials[0], space.row(trials[0]["row"])
         label = ", ".join(x for x in (t["row"], _sampled(t["params"])) if x) or t["trial"]
-        out.append(
-            ReportRow(
-                label, t["status"], t["step"], t["val"], t["eval"]["ours"], row.paper if row else {}, t["history"]
-            )
-        )
+        paper = row.paper if row else {}
+        if seeds:
+            out.append(_group(trials, label, paper))
+        else:
+            out.append(ReportRow(label, t["status"], t["step"], t["val"], t["eval"]["ours"], paper, t["history"]))
     return out
 
 
@@ -63,20 +105,67 @@ def _mean(cells: dict[str, list[float]]) -> float:
     return sum(vals) / len(vals) if vals else math.nan
 
 
+def score(r: ReportRow) -> float:
+    """A setting's PSNR-Y, mean over our sets (and over its seeds)."""
+    return statistics.mean(r.scores) if r.seeds > 1 and r.scores else _mean(r.ours)
+
+
+def beyond_spread(a: ReportRow, b: ReportRow) -> int | None:
+    """+1 when a's mean score exceeds b's by more than std_a + std_b, -1 for the reverse, 0 within the spread;
+    None when either has fewer than two seeds with a result (no spread to exceed)."""
+    (ma, sa), (mb, sb) = mean_std(a.scores), mean_std(b.scores)
+    if sa != sa or sb != sb:
+        return None
+    return 1 if ma - mb > sa + sb else -1 if mb - ma > sa + sb else 0
+
+
 def ordering(report_rows: list[ReportRow]) -> list[str]:
-    """Lines comparing the best-first order of the settings, ours (mean over our sets) vs the paper's."""
+    """Lines comparing the best-first order of the settings, ours (mean over our sets) vs the paper's; with
+    seeds, each of the paper's neighbouring pairs is reproduced only beyond the spread (:func:`beyond_spread`)."""
     both = [r for r in report_rows if r.paper and r.ours]
     if len(both) < 2:
         return []
-    ours = [r.setting for r in sorted(both, key=lambda r: -_mean(r.ours))]
+    ours = [r.setting for r in sorted(both, key=lambda r: -score(r))]
     paper = [r.setting for r in sorted(both, key=lambda r: -_mean(r.paper))]
-    same = "yes" if ours == paper else "no: the reduced budget does not reproduce the paper's ordering"
+    best = f"- same best setting: {'yes' if ours[0] == paper[0] else 'no'} (paper: {paper[0]}; ours: {ours[0]})"
+    if all(r.seeds == 1 for r in both):
+        same = "yes" if ours == paper else "no: the reduced budget does not reproduce the paper's ordering"
+        return [
+            f"- paper, best first: {' > '.join(paper)}",
+            f"- ours, best first: {' > '.join(ours)}",
+            f"- same ordering: {same}",
+            best,
+        ]
+    by_name = {r.setting: r for r in both}
+    verdict = {1: "reproduced", 0: "within the spread", -1: "reversed beyond the spread", None: "too few seeds"}
+    pairs = []
+    for hi, lo in itertools.pairwise(paper):
+        a, b = by_name[hi], by_name[lo]
+        spread = mean_std(a.scores)[1] + mean_std(b.scores)[1]
+        pairs.append((beyond_spread(a, b), f"  - {hi} > {lo}: Δ {score(a) - score(b):+.2f} dB, spread {spread:.2f} dB"))
+    n = sum(v == 1 for v, _ in pairs)
+    whole = "yes" if n == len(pairs) else "no"
     return [
         f"- paper, best first: {' > '.join(paper)}",
-        f"- ours, best first: {' > '.join(ours)}",
-        f"- same ordering: {same}",
-        f"- same best setting: {'yes' if ours[0] == paper[0] else 'no'} (paper: {paper[0]}; ours: {ours[0]})",
+        f"- ours, best first (mean over seeds): {' > '.join(ours)}",
+        f"- same ordering of the means: {'yes' if ours == paper else 'no'}",
+        best,
+        f"- the paper's neighbouring pairs, ours (Δmean vs std_a + std_b): {n} of {len(pairs)} reproduced",
+        *[f"{line}: {verdict[v]}" for v, line in pairs],
+        f"- paper's ordering reproduced (every pair beyond the spread): {whole}",
     ]
+
+
+def legend(seeds: int) -> str:
+    """What a multi-seed report's ± and "reproduced" mean."""
+    return (
+        f"Mean ± std over {seeds} seeds per setting (each trial's config seed + 0..{seeds - 1}; std: the sample "
+        "standard deviation, n - 1; the `seeds` column counts those with a result). An ordering of two settings "
+        "is *reproduced* only when their mean PSNR-Y (over our sets) differ by more than std_a + std_b, i.e. "
+        "their mean ± std intervals do not overlap. A t-test on 3 values per side has 2-4 degrees of freedom "
+        "and rests on a normality 3 values cannot show; this rule is descriptive, and with equal spreads at "
+        "3 seeds it asks for Welch's t > 2.45 (two-sided p ≈ 0.07 at 4 degrees of freedom)."
+    )
 
 
 def markdown(meta: dict[str, Any], report_rows: list[ReportRow]) -> str:
@@ -88,7 +177,9 @@ def markdown(meta: dict[str, Any], report_rows: list[ReportRow]) -> str:
         if s in paper_sets:
             cols.append((s, "paper"))
     cols += [(s, "paper") for s in paper_sets if s not in ours_sets]
+    seeds = meta.get("seeds", 1)
     head = ["setting", *[f"{s} ({who})" for s, who in cols], "val PSNR-Y", "step", "status"]
+    head += ["seeds"] if seeds > 1 else []
     ev = meta["evaluate"]
     degs = ", ".join(ev["degradations"]) if ev["degradations"] else "mean over all"
     lines = [
@@ -96,22 +187,29 @@ def markdown(meta: dict[str, Any], report_rows: list[ReportRow]) -> str:
         "",
         f"Budget `{meta['budget']}` at x{meta['scale']}; PSNR-Y dB (/ SSIM-Y) of the final model, protocol "
         f"`{ev['protocol']}` ({degs}), HR crop {ev['crop'] or 'none'}. Sweep `{meta['name']}`.",
+        *(["", legend(seeds)] if seeds > 1 else []),
         "",
         "| " + " | ".join(head) + " |",
         "|---" * len(head) + "|",
     ]
     for r in report_rows:
-        cells = [_fmt((r.ours if who == "ours" else r.paper).get(s)) for s, who in cols]
-        lines.append("| " + " | ".join([r.setting, *cells, f"{r.val:.2f}", str(r.step), r.status]) + " |")
+        if seeds > 1:
+            cells = [_fmt(r.ours.get(s), r.spread.get(s)) if who == "ours" else _fmt(r.paper.get(s)) for s, who in cols]
+            tail = [_fmt([r.val], [r.val_std]), str(r.step), r.status, f"{len(r.scores)} of {r.seeds}"]
+        else:
+            cells = [_fmt((r.ours if who == "ours" else r.paper).get(s)) for s, who in cols]
+            tail = [f"{r.val:.2f}", str(r.step), r.status]
+        lines.append("| " + " | ".join([r.setting, *cells, *tail]) + " |")
     bicubic = next((t["eval"]["bicubic"] for t in meta["trials"] if t["eval"]["bicubic"]), {})
     if bicubic:
         cells = [_fmt(bicubic.get(s)) if who == "ours" else "-" for s, who in cols]
-        lines.append("| " + " | ".join(["bicubic (reference)", *cells, "-", "-", "reference"]) + " |")
+        tail = ["-", "-", "reference", *(["-"] if seeds > 1 else [])]
+        lines.append("| " + " | ".join(["bicubic (reference)", *cells, *tail]) + " |")
     if ours_sets and paper_sets and not set(ours_sets) & set(paper_sets):
         lines += ["", f"Ours on {', '.join(ours_sets)}, the paper on {', '.join(paper_sets)}: compare orderings only."]
     if order := ordering(report_rows):
         lines += ["", *order]
-    overrides = "".join(f" --set {o}" for o in meta["overrides"])
+    overrides = "".join(f" --set {o}" for o in meta["overrides"]) + (f" --seeds {seeds}" if seeds > 1 else "")
     lines += [
         "",
         f"Regenerate: `python jobs/sweep.py {meta['space_file']} --budget {meta['budget']}{overrides}` "
@@ -120,14 +218,16 @@ def markdown(meta: dict[str, Any], report_rows: list[ReportRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def csv(report_rows: list[ReportRow]) -> str:
-    lines = ["setting,status,step,val_psnr_y,set,ours_psnr_y,ours_ssim_y,paper_psnr_y,paper_ssim_y"]
+def csv(report_rows: list[ReportRow], seeds: int = 1) -> str:
+    """One line per setting and set; with ``seeds`` > 1, the means and their ``_std`` and ``seeds`` columns."""
+    head = "setting,status,step,val_psnr_y,set,ours_psnr_y,ours_ssim_y,paper_psnr_y,paper_ssim_y"
+    lines = [head + (",seeds,val_psnr_y_std,ours_psnr_y_std,ours_ssim_y_std" if seeds > 1 else "")]
     for r in report_rows:
         for s in dict.fromkeys([*r.ours, *r.paper]):
             o, p = r.ours.get(s, []) + [math.nan] * 2, r.paper.get(s, []) + [math.nan] * 2
-            lines.append(
-                f'"{r.setting}",{r.status},{r.step},{r.val:.6f},{s},{o[0]:.6f},{o[1]:.6f},{p[0]:.6f},{p[1]:.6f}'
-            )
+            line = f'"{r.setting}",{r.status},{r.step},{r.val:.6f},{s},{o[0]:.6f},{o[1]:.6f},{p[0]:.6f},{p[1]:.6f}'
+            d = r.spread.get(s, []) + [math.nan] * 2
+            lines.append(line + (f",{r.seeds},{r.val_std:.6f},{d[0]:.6f},{d[1]:.6f}" if seeds > 1 else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -140,8 +240,12 @@ def plot(report_rows: list[ReportRow], title: str, path: Path) -> Path:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
     x = list(range(len(report_rows)))
-    ours = [_mean(r.ours) for r in report_rows]
-    left.bar(x, [v if v == v else 0 for v in ours], color="tab:blue", label="ours")
+    ours = [score(r) for r in report_rows]
+    bars: dict[str, Any] = {}
+    if any(r.seeds > 1 for r in report_rows):  # mean ± std over the seeds
+        err = [mean_std(r.scores)[1] for r in report_rows]
+        bars = {"yerr": [e if e == e else 0 for e in err], "capsize": 4}
+    left.bar(x, [v if v == v else 0 for v in ours], color="tab:blue", label="ours", **bars)
     finite = [v for v in ours if v == v]
     if finite:
         left.set_ylim(min(finite) - 0.5, max(finite) + 0.3)
@@ -151,9 +255,13 @@ def plot(report_rows: list[ReportRow], title: str, path: Path) -> Path:
         twin = left.twinx()
         twin.plot(x, [_mean(r.paper) for r in report_rows], "o", color="tab:red", label="paper")
         twin.set_ylabel("paper: PSNR-Y (dB)", color="tab:red")
-    left.set_title("final model, mean over test sets")
-    for r in report_rows:
-        if r.history:
+    left.set_title("final model, mean over test sets" + (" (± std over seeds)" if bars else ""))
+    for k, r in enumerate(report_rows):
+        if r.seeds > 1:  # one colour per setting, one curve per seed
+            for i, h in enumerate(c for c in r.histories if c):
+                steps, vals = zip(*h, strict=True)
+                right.plot(steps, vals, marker=".", color=f"C{k % 10}", label=None if i else r.setting[:40])
+        elif r.history:
             steps, vals = zip(*r.history, strict=True)
             right.plot(steps, vals, marker=".", label=r.setting[:40])
     right.set_xlabel("step")
@@ -171,7 +279,9 @@ def plot(report_rows: list[ReportRow], title: str, path: Path) -> Path:
 def trials_markdown(title: str, trials: list[dict[str, Any]]) -> str:
     """One line per trial (``results.md``): row, sampled values, status, step, validation and final PSNR-Y."""
     sets = list(dict.fromkeys(s for t in trials for s in t["eval"]["ours"]))
-    head = ["trial", "row", "sampled", "status", "step", "val PSNR-Y", *[f"{s} PSNR / SSIM" for s in sets], "bicubic"]
+    seeds = any("seed" in t for t in trials)  # only a --seeds sweep's trials carry their seed
+    head = ["trial", "row", *(["seed"] if seeds else []), "sampled", "status", "step", "val PSNR-Y"]
+    head += [*[f"{s} PSNR / SSIM" for s in sets], "bicubic"]
     lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for t in trials:
         sampled = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
@@ -180,21 +290,23 @@ def trials_markdown(title: str, trials: list[dict[str, Any]]) -> str:
             for s in sets
         ]
         bic = "; ".join(f"{s} {v[0]:.2f}" for s, v in t["eval"][BICUBIC].items()) or "-"
-        row = [t["trial"], t["row"] or "-", sampled or "-", t["status"], str(t["step"]), f"{t['val']:.2f}", *cells, bic]
+        row = [t["trial"], t["row"] or "-", *([str(t.get("seed", "-"))] if seeds else []), sampled or "-"]
+        row += [t["status"], str(t["step"]), f"{t['val']:.2f}", *cells, bic]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
 def trials_csv(trials: list[dict[str, Any]]) -> str:
     """``results.csv``: one line per trial and evaluated set."""
-    lines = ["trial,row,status,step,val_psnr_y,set,psnr_y,ssim_y,bicubic_psnr_y,params"]
+    seeds = any("seed" in t for t in trials)  # only a --seeds sweep's trials carry their seed
+    lines = ["trial,row,status,step,val_psnr_y,set,psnr_y,ssim_y,bicubic_psnr_y,params" + (",seed" if seeds else "")]
     for t in trials:
         params = json.dumps(t["params"]).replace('"', '""')
         for test_set, (p, s) in (t["eval"]["ours"] or {"": [math.nan, math.nan]}).items():
             bic = t["eval"][BICUBIC].get(test_set, [math.nan])[0]
             lines.append(
                 f'{t["trial"]},"{t["row"] or ""}",{t["status"]},{t["step"]},{t["val"]:.6f},{test_set},{p:.6f},{s:.6f},'
-                f'{bic:.6f},"{params}"'
+                f'{bic:.6f},"{params}"' + (f",{t.get('seed', '')}" if seeds else "")
             )
     return "\n".join(lines) + "\n"
 
@@ -206,7 +318,7 @@ def write_report(folder: str | Path, to_mlflow: bool = True) -> list[Path]:
     report_rows = rows(meta, load_space(folder / "space.yaml"))
     files = [folder / "report.md", folder / "report.csv", folder / "report.png"]
     files[0].write_text(markdown(meta, report_rows))
-    files[1].write_text(csv(report_rows))
+    files[1].write_text(csv(report_rows, meta.get("seeds", 1)))
     plot(report_rows, meta["title"], files[2])
     if to_mlflow and meta.get("parent_run_id"):
         try:

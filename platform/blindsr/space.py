@@ -23,7 +23,7 @@ The file's keys are the fields of the dataclasses below and parse through the co
 (``config.from_dict``: unknown keys with "did you mean", wrong types, each class's ``problems()``). Then every
 dotted key is checked for every budget, every row, every grid value and both bounds of a continuous range
 (:func:`validate`), so an error names the file and the key before Ray starts.
-Trials = len(rows) × Π len(grid) × num_samples.
+Trials = len(rows) × Π len(grid) × num_samples × seeds (``jobs/sweep.py --seeds``: each trial's own seed + 0..N-1).
 """
 
 from __future__ import annotations
@@ -171,9 +171,20 @@ class Space:
     def name(self) -> str:
         return self.path.stem
 
-    def n_trials(self) -> int:
+    def n_trials(self, seeds: int = 1) -> int:
         grids = [len(d.values) for d in self.space.values() if d.kind == "grid"]
-        return max(len(self.rows), 1) * math.prod(grids) * self.num_samples
+        return max(len(self.rows), 1) * math.prod(grids) * self.num_samples * seeds
+
+    def check_seeds(self, seeds: int) -> None:
+        """``--seeds``: at least 1; with more, ``num_samples`` may repeat only points it draws at random."""
+        if seeds < 1:
+            raise SpaceError(f"--seeds must be an integer >= 1, got {seeds}")
+        sampled = any(d.kind != "grid" for d in self.space.values())
+        if seeds > 1 and self.num_samples > 1 and not sampled:
+            raise SpaceError(
+                f"{self.path}: num_samples {self.num_samples} repeats every grid point with the same seed; "
+                "with --seeds use num_samples: 1"
+            )
 
     def config(self, budget: str, overrides: list[str] | None = None) -> Config:
         """The budget's preset + ``base`` + the budget's overrides + ``--set`` (no row, no sampled value)."""

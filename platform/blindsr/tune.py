@@ -51,8 +51,8 @@ from blindsr.tune_console import FINAL_KEY, TrialLines, last_line
 log = logging.getLogger(__name__)
 
 SWEEP_DEFAULTS = ["tracking.register=false", "tracking.experiment=blindsr-sweeps"]  # before the user's --set
-SWEEP_TAG, ROW_TAG = "blindsr.sweep", "blindsr.row"
-STATIC, ROW = "sweep", "row"  # reserved trial-config keys; every other key is a dotted config key
+SWEEP_TAG, ROW_TAG, SEED_TAG = "blindsr.sweep", "blindsr.row", "blindsr.seed"
+STATIC, ROW, SEED = "sweep", "row", "seed_offset"  # reserved trial-config keys; the others are dotted config keys
 
 
 class SweepError(RuntimeError):
@@ -74,12 +74,15 @@ class SweepOutcome:
 # ---------------------------------------------------------------------------------------------------
 
 
-def param_space(space: Space, static: dict[str, Any]) -> dict[str, Any]:
-    """Tune's param_space: ``row`` (grid over row labels), one domain per dotted key, and the static part."""
+def param_space(space: Space, static: dict[str, Any], seeds: int = 1) -> dict[str, Any]:
+    """Tune's param_space: ``row`` (grid over row labels), ``seed_offset`` (grid 0..seeds-1, when seeds > 1),
+    one domain per dotted key, and the static part."""
     domains = {"grid": tune.grid_search, "choice": tune.choice}
     out: dict[str, Any] = {STATIC: static}
     if space.rows:
         out[ROW] = tune.grid_search([r.label for r in space.rows])
+    if seeds > 1:
+        out[SEED] = tune.grid_search(list(range(seeds)))
     for key, dist in space.space.items():
         if dist.kind in domains:
             out[key] = domains[dist.kind](dist.values)
@@ -123,11 +126,13 @@ def evaluate_checkpoint(ckpt: Checkpoint, label: str, evaluation: dict[str, Any]
 
 
 def trial_config(config: dict[str, Any]) -> tuple[Config, str | None]:
-    """The trial's ``Config`` (sweep config + its row's settings + its sampled values) and its row label."""
+    """The trial's ``Config`` (sweep config + its row's settings + its sampled values, then its seed offset
+    added to that config's seed) and its row label."""
     static, label = config[STATIC], config.get(ROW)
-    sampled = {k: v for k, v in config.items() if k not in (STATIC, ROW)}
+    sampled = {k: v for k, v in config.items() if k not in (STATIC, ROW, SEED)}
     cfg = from_dict(Config, static["config"], origin="sweep config")
-    return apply_overrides(cfg, {**static["rows"].get(label, {}), **sampled}, origin="trial"), label
+    cfg = apply_overrides(cfg, {**static["rows"].get(label, {}), **sampled}, origin="trial")
+    return (apply_overrides(cfg, {"seed": cfg.seed + config[SEED]}, origin="trial") if SEED in config else cfg), label
 
 
 def driver(config: dict[str, Any], hooks: Sequence[LoopHook] = ()) -> None:
@@ -137,7 +142,7 @@ def driver(config: dict[str, Any], hooks: Sequence[LoopHook] = ()) -> None:
     cfg, label = trial_config(config)
     trial_id = tune.get_context().get_trial_id()
     cfg = apply_overrides(cfg, {"name": f"{static['name']}-{trial_id}"}, origin="trial")  # stable across restores
-    tags = {SWEEP_TAG: static["name"], ROW_TAG: label or trial_id}
+    tags = {SWEEP_TAG: static["name"], ROW_TAG: label or trial_id, SEED_TAG: str(cfg.seed)}
     if static["parent_run_id"]:
         tags["mlflow.parentRunId"] = static["parent_run_id"]
     outcome = fit(
@@ -164,7 +169,8 @@ def driver(config: dict[str, Any], hooks: Sequence[LoopHook] = ()) -> None:
 def _record(result: Any, space: Space) -> dict[str, Any]:
     """One trial as plain JSON: row, sampled values, status, step, validation history, eval per set."""
     metrics, config = dict(result.metrics or {}), result.config or {}
-    sampled = {k: (v if isinstance(v, str | bool) else float(v)) for k, v in config.items() if k not in (STATIC, ROW)}
+    hidden = (STATIC, ROW, SEED)
+    sampled = {k: (v if isinstance(v, str | bool) else float(v)) for k, v in config.items() if k not in hidden}
     evaluation: dict[str, dict[str, list[float]]] = {"ours": {}, BICUBIC: {}}
     prefix = f"eval/{space.evaluate.protocol}/"
     for key, value in metrics.items():
@@ -178,9 +184,11 @@ def _record(result: Any, space: Space) -> dict[str, Any]:
     if df is not None and VAL_METRIC in df and "step" in df:
         history = [[int(s), float(v)] for s, v in zip(df["step"], df[VAL_METRIC], strict=True) if v == v]
     status = "error" if result.error else ("finished" if evaluation["ours"] else "stopped early")
+    seed = {"seed": trial_config(config)[0].seed} if SEED in config else {}  # only with --seeds: N = 1 as before
     return {
         "trial": metrics.get("trial_id") or Path(result.path).name,
         "row": config.get(ROW),
+        **seed,
         "params": sampled,
         "status": status,
         "error": last_line(result.error),
@@ -204,13 +212,17 @@ def run_sweep(
     max_concurrent: int | None = None,
     hooks: Sequence[LoopHook] = (),
     callbacks: Sequence[tune.Callback] = (),
+    seeds: int = 1,
 ) -> SweepOutcome:
     """Run (or with ``resume`` continue) the sweep ``space`` at ``budget``; write and log its results table.
     ``hooks`` run in every trial's training loop (the reliability tests' fault injection); ``callbacks`` are
-    Tune callbacks on this driver, after the console's (a resumed sweep keeps those it started with)."""
+    Tune callbacks on this driver, after the console's (a resumed sweep keeps those it started with).
+    ``seeds`` > 1 runs every point that many times, its seed + 0..seeds-1; random dimensions are drawn once per
+    sample and shared by its seeds and rows (``constant_grid_search``). A resumed sweep keeps its seeds."""
+    space.check_seeds(seeds)
     project = Path(project_dir or Path.cwd()).resolve()
     cfg = resolve_paths(space.config(budget, [*SWEEP_DEFAULTS, *(overrides or [])]), project)
-    name = name or f"{space.name}-{budget}"
+    name = name or f"{space.name}-{budget}" + (f"-seeds{seeds}" if seeds > 1 else "")
     tune_path = f"{cfg.train.storage_path.rstrip('/')}/{name}"
     exists = tune.Tuner.can_restore(tune_path)
     if resume and not exists:
@@ -228,17 +240,18 @@ def run_sweep(
         benchmark_sets(evaluation["bench_root"], space.evaluate.sets, cfg.scale)
     ensure_ray(local_cpus=max(4, os.cpu_count() or 1, math.ceil(trial_cpus(cfg))))
     cfg = resolve_devices(cfg)
-    share = trial_share(cfg, ray.cluster_resources(), space.n_trials(), max_concurrent)
+    share = trial_share(cfg, ray.cluster_resources(), space.n_trials(seeds), max_concurrent)
     log.info(
         "sweep %s: %d trial(s), at most %d at once, each with %s",
         name,
-        space.n_trials(),
+        space.n_trials(seeds),
         share.concurrent,
         share.cluster,
     )
 
     tracker = Tracker(cfg.tracking.tracking_uri or "")
-    params = {"sweep.file": str(space.path), "sweep.budget": budget, "sweep.trials": space.n_trials()}
+    params = {"sweep.file": str(space.path), "sweep.budget": budget, "sweep.trials": space.n_trials(seeds)}
+    params["sweep.seeds"] = seeds  # a resumed sweep's parent run keeps the params it was started with
     tracker.start(
         cfg.tracking.experiment or "blindsr-sweeps",
         name,
@@ -255,17 +268,21 @@ def run_sweep(
         "evaluate": evaluation,
     }
     trainable = tune.with_resources(tune.with_parameters(driver, hooks=list(hooks)), {"CPU": TRIAL_DRIVER_CPUS})
+    search = None  # seeds > 1: this generator holds the concurrency cap (Tune ignores max_concurrent_trials then)
+    if seeds > 1:
+        search = tune.search.BasicVariantGenerator(max_concurrent=share.concurrent, constant_grid_search=True)
     if resume:
         tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space=param_space(space, static),
+            param_space=param_space(space, static, seeds),
             tune_config=tune.TuneConfig(
                 metric=space.metric,
                 mode=space.mode,
                 num_samples=space.num_samples,
-                max_concurrent_trials=share.concurrent,
+                max_concurrent_trials=None if search else share.concurrent,
+                search_alg=search,
                 scheduler=scheduler(space, cfg),
             ),
             run_config=tune.RunConfig(
@@ -276,6 +293,9 @@ def run_sweep(
             ),
         )
     grid = tuner.fit()
+    kept = 1 + max((r.config.get(SEED, 0) for r in grid if r.config), default=0)  # what the Tune state holds
+    if kept != seeds:
+        log.warning("sweep %s was started with %d seed(s) and keeps them (asked for %d)", name, kept, seeds)
     order = {r.label: i for i, r in enumerate(space.rows)}
     trials = sorted((_record(r, space) for r in grid), key=lambda t: (order.get(t["row"], -1), t["trial"]))
 
@@ -292,6 +312,7 @@ def run_sweep(
         "tracking_uri": cfg.tracking.tracking_uri,
         "scale": cfg.scale,
         "evaluate": evaluation,
+        **({"seeds": kept} if kept > 1 else {}),  # a one-seed sweep's record is as before
         "trials": trials,
     }
     (folder / "sweep.json").write_text(json.dumps(meta, indent=1))
