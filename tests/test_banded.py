@@ -49,7 +49,7 @@ def reference(x: np.ndarray, spec: DegradationSpec, margin: int) -> np.ndarray:
 
 
 def _spec(rng: np.random.Generator, scale: int, **kw) -> DegradationSpec:
-    """An isotropic spec with an arbitrary σ (not the training grid's), a random kernel size and noise."""
+    """An isotropic spec with an arbitrary σ (not the training grid's) and a random kernel size."""
     size = int(rng.choice([7, 15, 21]))
     return DegradationSpec(scale=scale, sigma=float(rng.uniform(0.2, 2.0 * scale)), kernel_size=size, **kw)
 
