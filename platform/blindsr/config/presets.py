@@ -196,7 +196,7 @@ def preview() -> Config:
     """Small CMDSR-distribution config used by the degradation preview (README main job)."""
     cfg = cmdsr_paper()
     cfg.name = "preview"
-    cfg.data.patches_per_task = 4
+    cfg.data.patches_per_task, cfg.model.support_size = 4, 2  # CMDSR's 2n patches a task
     return cfg
 
 
@@ -235,14 +235,14 @@ def cdsr_demo() -> Config:
 
 
 def cdcl_demo() -> Config:
-    """README-sized CdCL: ×2, 32 features, 2 groups × 2 DaDAUs, 8 tasks × 4 crops of 24²; minutes on 2 CPU cores.
-    The paper's two stages and schedule, shortened: 50 encoder steps, then 350 of L1 + contrast."""
+    """README-sized CdCL: ×2, 32 features, 2 groups × 2 DaDAUs, 8 tasks × 3 crops of 24²; minutes on 2 CPU cores.
+    The paper's two stages and schedule, shortened: 50 encoder steps, then 450 of L1 + contrast at 1e-3."""
     return Config(
         name="cdcl_demo",
         scale=2,
         degradation=dasr_iso(2),
         data=DataConfig(
-            patch_size=24, patches_per_task=4, tasks_per_step=8, sampler="pair", moco_positive="other_image"
+            patch_size=24, patches_per_task=3, tasks_per_step=8, sampler="pair", moco_positive="other_image"
         ),
         model=ModelConfig(name="cdcl", n_feats=32, n_groups=2, n_blocks=2, moco_momentum=0.99, moco_temperature=1.0),
         loss=LossConfig(weight_l1=1.0, weight_contrast=1.0),
@@ -252,7 +252,7 @@ def cdcl_demo() -> Config:
             lr=1e-3,
             schedule="cosine",
             warmup_steps=10,
-            cosine_steps=340,
+            cosine_steps=440,
             lr_min=1e-5,
             pretrain_steps=50,
             lr_pretrain=1e-3,
@@ -261,7 +261,7 @@ def cdcl_demo() -> Config:
             pretrain_shared_optimizer=True,
         ),
         train=TrainConfig(
-            steps=400, val_every=100, checkpoint_every=100, log_every=10, val_crop=96, val_protocol="dasr_iso"
+            steps=500, val_every=100, checkpoint_every=100, log_every=10, val_crop=96, val_protocol="dasr_iso"
         ),
         scaling=ScalingConfig(num_workers=1, degrade_actors=1),
     )
