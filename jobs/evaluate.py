@@ -14,27 +14,17 @@ behind each model (a new run in experiment blindsr-eval for a checkpoint folder)
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from blindsr.data.benchmarks import ALIASES, load_div2krk
-from blindsr.data.images import ImageReadError
-from blindsr.data.sources import DatasetError
-from blindsr.evaluation import (
-    LEGENDS,
-    PROTOCOLS,
-    Case,
-    Table,
-    benchmark_sets,
-    div2krk_cases,
-    evaluate,
-    generated_cases,
-    named_set,
-)
+from blindsr import console
+from blindsr.data.benchmarks import ALIASES
+from blindsr.errors import InputError
+from blindsr.evaluation import LEGENDS, PROTOCOLS, Table, evaluate
+from blindsr.evaluation.record import choose_cases, choose_device, log_table
 from blindsr.infer import load
 from blindsr.models.inference import model_scale
-from blindsr.tracking import RegistryError, log_evaluation, resolve_uri, run_page, source_run
+from blindsr.tracking import resolve_uri, run_page
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,27 +53,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_cases(args: argparse.Namespace, scale: int) -> list[Case]:
-    if args.root and not Path(args.root).expanduser().is_dir():
-        raise DatasetError(f"--root {args.root} does not exist or is not a folder")
-    if args.protocol == "div2krk":
-        if args.images:
-            generated = ", ".join(p for p in PROTOCOLS if p != "div2krk")
-            raise DatasetError(f"--images needs a generated protocol ({generated}): div2krk reads its own LR")
-        if not args.root:
-            raise DatasetError("--protocol div2krk needs --root pointing at the DIV2KRK folder")
-        return div2krk_cases(load_div2krk(args.root, scale), scale, args.crop)
-    sets = benchmark_sets(args.root, args.sets, scale) if args.root or not args.images else {}
-    for folder in args.images or []:
-        if not Path(folder).expanduser().is_dir():
-            raise DatasetError(f"--images {folder} does not exist or is not a folder")
-        named = named_set(folder, scale)
-        if set(named) & set(sets):
-            raise DatasetError(f"--images {folder}: a test set named {next(iter(named))!r} is already evaluated")
-        sets.update(named)
-    return generated_cases(args.protocol, scale, sets, args.crop, args.cache or None)
-
-
 def write_outputs(table: Table, out: Path, per_image: bool) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "table.md", out / "table.csv"]
@@ -95,43 +64,35 @@ def write_outputs(table: Table, out: Path, per_image: bool) -> list[Path]:
     return files
 
 
-def log_to_mlflow(args: argparse.Namespace, table: Table, uri: str, files: list[Path]) -> None:
-    for source in args.models:
-        metrics = table.model_metrics(args.protocol, source)
-        run = source_run(source, uri)
-        run = log_evaluation(uri, run, f"eval-{Path(source).name}", metrics, files, f"eval/{args.protocol}")
-        print(f"logged {len(metrics)} metrics of {source} to MLflow run {run} at {uri}")
-        print(run_page(uri, run))
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def run(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.tracking_uri)
     if args.ray and args.save_images:
-        print("error: --save-images writes images on this machine; it cannot be combined with --ray", file=sys.stderr)
-        return 2
-    try:
-        models = {source: load(source, uri, args.device) for source in args.models}
-        scale = args.scale or model_scale(next(iter(models.values())))
-        cases = build_cases(args, scale)
-        n = len({(c.set, c.image) for c in cases})
-        title = f"{args.protocol} x{scale}, {n} image(s)"
-        out = Path(args.out or f"outputs/eval/{args.protocol}_x{scale}")
-        save = out / "sr" if args.save_images and not args.ray else None
-        sources = {source: source for source in args.models} if args.ray else None
-        options = {"seed": args.seed, "tile": args.tile, "save_dir": save, "sources": sources, "tracking_uri": uri}
-        table = evaluate(models, cases, scale, title, **options)
-        table.legend = LEGENDS.get(args.protocol, "")
-    except (ValueError, RegistryError, DatasetError, ImageReadError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise InputError("--save-images writes images on this machine; it cannot be combined with --ray")
+    models = {source: load(source, uri, choose_device(args.device)) for source in args.models}
+    scale = args.scale or model_scale(next(iter(models.values())))
+    where = {"root": args.root, "sets": args.sets, "images": args.images or (), "crop": args.crop}
+    cases = choose_cases(args.protocol, scale, **where, cache=args.cache or None)
+    n = len({(c.set, c.image) for c in cases})
+    title = f"{args.protocol} x{scale}, {n} image(s)"
+    out = Path(args.out or f"outputs/eval/{args.protocol}_x{scale}")
+    save = out / "sr" if args.save_images and not args.ray else None
+    sources = {source: source for source in args.models} if args.ray else None
+    options = {"seed": args.seed, "tile": args.tile, "save_dir": save, "sources": sources, "tracking_uri": uri}
+    table = evaluate(models, cases, scale, title, **options)
+    table.legend = LEGENDS.get(args.protocol, "")
     print(table.markdown())
     files = write_outputs(table, out, args.per_image)
     print(f"wrote {', '.join(str(f) for f in files)}")
     if args.log:
-        log_to_mlflow(args, table, uri, files)
+        for source, run in log_table(uri, table, args.protocol, dict.fromkeys(args.models), files).items():
+            count = len(table.model_metrics(args.protocol, source))
+            print(f"logged {count} metrics of {source} to MLflow run {run} at {uri}")
+            print(run_page(uri, run))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from blindsr.export import CHECK_SIZES, MIN_OPSET, OPSET, TOLERANCE, ExportError, check_onnx, export_onnx
+from blindsr import console
+from blindsr.errors import InputError
+from blindsr.export import CHECK_SIZES, MIN_OPSET, OPSET, TOLERANCE, check_onnx, export_onnx
 from blindsr.infer import load
-from blindsr.tracking import RegistryError, resolve_uri
+from blindsr.tracking import resolve_uri
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,32 +29,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, type=Path, help="where to write the (SR) graph, a .onnx file")
     p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch parity check")
-    p.add_argument("--verbose", action="store_true", help="show the exporter's own output")
     p.add_argument("--tracking-uri", help="MLflow store (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.onnx.suffix != ".onnx":
-        print(f"error: --onnx {args.onnx} must name a .onnx file", file=sys.stderr)
-        return 2
+        raise InputError(f"--onnx {args.onnx} must name a .onnx file")
     if args.opset < MIN_OPSET:
-        print(f"error: --opset {args.opset}: the exporter writes opset {MIN_OPSET} or newer", file=sys.stderr)
-        return 2
-    try:
-        model = load(args.model, resolve_uri(args.tracking_uri), "cpu")
-        paths = export_onnx(model, args.onnx, args.opset, args.verbose)
-        for path in paths:
-            print(path)
-        if not args.no_check:
-            worst = check_onnx(model, args.onnx)
-            sizes = ", ".join(f"{h}x{w}" for h, w in CHECK_SIZES)
-            print(f"onnxruntime matches PyTorch on LR {sizes}: max |Δ| {worst:.1e} (≤ {TOLERANCE:g})")
-    except (ValueError, RegistryError, ExportError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise InputError(f"--opset {args.opset}: the exporter writes opset {MIN_OPSET} or newer")
+    model = load(args.model, resolve_uri(args.tracking_uri), "cpu")
+    for path in export_onnx(model, args.onnx, args.opset, args.verbose):
+        print(path)
+    if not args.no_check:
+        worst = check_onnx(model, args.onnx)
+        sizes = ", ".join(f"{h}x{w}" for h, w in CHECK_SIZES)
+        print(f"onnxruntime matches PyTorch on LR {sizes}: max |Δ| {worst:.1e} (≤ {TOLERANCE:g})")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

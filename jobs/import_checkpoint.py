@@ -19,8 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from blindsr import console
 from blindsr.artifacts import checkpoint
-from blindsr.artifacts.official import OfficialCheckpointError, imported
+from blindsr.artifacts.official import imported
 from blindsr.tracking import RegistryError, Tracker, resolve_uri, set_alias
 
 
@@ -34,27 +35,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        which, cfg, model = imported(args.source)
-        folder = checkpoint.save(args.out, cfg, model, {}, {"step": 0, "imported_from": str(args.source)})
-        print(f"imported official {which} x{cfg.scale} ({sum(p.numel() for p in model.parameters()):,} parameters)")
-        print(f"wrote {folder}")
-        if args.register:
-            uri = resolve_uri(args.tracking_uri)
-            tracker = Tracker(uri)
-            tracker.start("blindsr-imports", args.register, {"source": str(args.source), "official": which})
-            version = tracker.log_model(model, cfg, args.register, None)
-            tracker.end("FINISHED" if version else "FAILED")
-            if version is None:
-                raise RegistryError(f"registering {args.register} failed: {tracker.summary()}")
-            set_alias(uri, args.register, version, args.alias)
-            print(f"registered models:/{args.register}/{version} as models:/{args.register}@{args.alias} at {uri}")
-    except (OfficialCheckpointError, RegistryError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    which, cfg, model = imported(args.source)
+    folder = checkpoint.save(args.out, cfg, model, {}, {"step": 0, "imported_from": str(args.source)})
+    print(f"imported official {which} x{cfg.scale} ({sum(p.numel() for p in model.parameters()):,} parameters)")
+    print(f"wrote {folder}")
+    if args.register:
+        uri = resolve_uri(args.tracking_uri)
+        tracker = Tracker(uri)
+        tracker.start("blindsr-imports", args.register, {"source": str(args.source), "official": which})
+        version = tracker.log_model(model, cfg, args.register, None)
+        tracker.end("FINISHED" if version else "FAILED")
+        if version is None:
+            raise RegistryError(f"registering {args.register} failed: {tracker.summary()}")
+        set_alias(uri, args.register, version, args.alias)
+        print(f"registered models:/{args.register}/{version} as models:/{args.register}@{args.alias} at {uri}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ import getpass
 import os
 import sys
 
-from blindsr.tracking import add_user, grant_training, refusal, resolve_uri
+from blindsr import console
+from blindsr.errors import InputError, UserError
+from blindsr.tracking import RegistryError, add_user, grant_training, refusal, resolve_uri
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,23 +45,25 @@ def password(var: str) -> str:
     raise ValueError(f"no password: set {var} (or run in a terminal to be asked)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    uri = None
+def run(args: argparse.Namespace) -> int:
+    uri = resolve_uri(args.tracking_uri)
+    if not uri.startswith(("http://", "https://")):
+        raise InputError(f"{uri} is not an MLflow server: users exist only on a server with --app-name basic-auth")
     try:
-        uri = resolve_uri(args.tracking_uri)
-        if not uri.startswith(("http://", "https://")):
-            raise ValueError(f"{uri} is not an MLflow server: users exist only on a server with --app-name basic-auth")
         if args.command == "add":
             granted = add_user(uri, args.name, password(args.password_env), args.role)
         else:
             granted = grant_training(uri, args.name)
-    except Exception as e:  # MLflow's errors (401/403 from a non-admin, bad password policy) end up here too
-        reason = refusal(e, uri) if uri else None
-        print(f"error: {reason or str(e).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
+    except UserError:
+        raise
+    except Exception as e:  # MLflow's errors (401/403 from a non-admin, a bad password policy)
+        raise RegistryError(refusal(e, uri) or str(e).strip().splitlines()[0]) from e
     print(f"{args.name}: " + (", ".join(granted) if granted else "default permission (READ)"))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from blindsr.tracking import RegistryError, VersionInfo, list_versions, resolve_uri, set_alias, version_metrics
+from blindsr import console
+from blindsr.tracking import VersionInfo, list_versions, resolve_uri, set_alias, version_metrics
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -87,14 +88,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        print(args.fn(resolve_uri(args.tracking_uri), args))
-    except (RegistryError, ValueError) as e:  # ValueError: a bad $MLFLOW_TRACKING_URI
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    print(args.fn(resolve_uri(args.tracking_uri), args))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,17 @@ source is missing or nothing could be packed.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from tqdm import tqdm
 
+from blindsr import console
 from blindsr.data import corpus
 from blindsr.data.shards import iter_source_images, write_shards
-from blindsr.data.sources import DatasetError, list_image_files
+from blindsr.data.sources import list_image_files
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", help="a folder of HR images, or 'corpus' for the built-in photographs")
     p.add_argument("dest", help="output folder or filesystem URI (file://, s3://, gs://)")
@@ -30,25 +30,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard-mb", type=float, default=256.0, help="raw (uncompressed) pixel MB per shard")
     p.add_argument("--no-recursive", action="store_true", help="only the folder's top level")
     p.add_argument("--overwrite", action="store_true", help="replace shards already in dest")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
+    return p
 
+
+def run(args: argparse.Namespace) -> int:
     skipped: dict[str, str] = {}
-    try:
-        if args.source == "corpus":
-            total = len(corpus.SPLITS[args.split])
-        else:
-            total = len(list_image_files(args.source, recursive=not args.no_recursive))
-        images = iter_source_images(args.source, args.split, not args.no_recursive, skipped)
-        bar = tqdm(images, total=total, desc="packed", unit="image")
-        files = write_shards(bar, args.dest, shard_mb=args.shard_mb, overwrite=args.overwrite)
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.source == "corpus":
+        total = len(corpus.SPLITS[args.split])
+    else:
+        total = len(list_image_files(args.source, recursive=not args.no_recursive))
+    images = iter_source_images(args.source, args.split, not args.no_recursive, skipped)
+    bar = tqdm(images, total=total, desc="packed", unit="image")
+    files = write_shards(bar, args.dest, shard_mb=args.shard_mb, overwrite=args.overwrite)
     for image_id, reason in skipped.items():
         print(f"skipped {image_id}: {reason}")
     print(f"packed {total - len(skipped)} images into {len(files)} shard(s) in {args.dest}; skipped {len(skipped)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

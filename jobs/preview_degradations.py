@@ -7,22 +7,22 @@ python jobs/preview_degradations.py --preset cdsr9 --scale 2 --source /data/Set1
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from blindsr import console
 from blindsr.config import ConfigError, add_override_argument, apply_overrides, build_config
 from blindsr.data.images import write_png
 from blindsr.data.patches import TaskSampler
-from blindsr.data.sources import DatasetError, load_source
+from blindsr.data.sources import load_source
 from blindsr.degradations import TEST_PRESETS, TRAIN_PRESETS
 from blindsr.visualize import task_grid
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cmdsr_train", choices=sorted({*TRAIN_PRESETS, *TEST_PRESETS}))
     p.add_argument("--scale", type=int, default=4)
@@ -32,20 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     add_override_argument(p, "override a degradation field of a training preset, e.g. --set noise_range=[0,30]")
     p.add_argument("--out", type=Path, default=Path("outputs/preview"))
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    return p
 
-    try:
-        cfg = build_config()
-        if args.preset in TRAIN_PRESETS:
-            cfg.degradation = TRAIN_PRESETS[args.preset](args.scale)
-            cfg = apply_overrides(cfg, [f"degradation.{o}" for o in args.overrides])
-        elif args.overrides:
-            raise ConfigError(f"--set applies to training presets only; {args.preset} is a fixed test set")
-        pool = load_source(args.source, split="val", min_size=args.patch * args.scale)
-    except (ConfigError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def run(args: argparse.Namespace) -> int:
+    cfg = build_config()
+    if args.preset in TRAIN_PRESETS:
+        cfg.degradation = TRAIN_PRESETS[args.preset](args.scale)
+        cfg = apply_overrides(cfg, [f"degradation.{o}" for o in args.overrides])
+    elif args.overrides:
+        raise ConfigError(f"--set applies to training presets only; {args.preset} is a fixed test set")
+    pool = load_source(args.source, split="val", min_size=args.patch * args.scale)
 
     rng = np.random.default_rng(args.seed)
     sampler = TaskSampler(pool, args.patch, n=1, scale=args.scale, augment=False)
@@ -61,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     out = write_png(args.out / f"{args.preset}_x{args.scale}.png", task_grid(rows))
     print(f"{pool.summary()}\nwrote {count} tasks (HR | kernel | LR) to {out.resolve()}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from blindsr.config import ConfigError
+from blindsr import console
+from blindsr.errors import InputError
 from blindsr.report import write_report
 
 
@@ -25,19 +26,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     sections = []
     for sweep in args.sweeps:
         folder = Path(sweep) if Path(sweep).is_dir() else Path("outputs/sweeps") / sweep
         if not (folder / "sweep.json").is_file():
-            print(f"error: {folder} holds no sweep.json (run jobs/sweep.py first)", file=sys.stderr)
-            return 2
-        try:
-            files = write_report(folder, to_mlflow=not args.no_log)
-        except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            raise InputError(f"{folder} holds no sweep.json (run jobs/sweep.py first)")
+        files = write_report(folder, to_mlflow=not args.no_log)
         print(files[0].read_text())
         print("wrote " + ", ".join(str(f) for f in files))
         sections.append(files[0].read_text())
@@ -49,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(head + "\n".join(sections))
         print(f"wrote {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

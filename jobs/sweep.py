@@ -18,8 +18,7 @@ import argparse
 import sys
 
 from blindsr import console
-from blindsr.config import ConfigError, add_override_argument
-from blindsr.data.sources import DatasetError
+from blindsr.config import add_override_argument
 from blindsr.report import write_report
 from blindsr.space import BUDGETS, load_space
 
@@ -42,41 +41,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bench-root", help="folder with the file's test sets (Set5, ...); default: corpus val split")
     p.add_argument("--max-concurrent", type=int, help="cap on trials at once (default: what the cluster fits)")
     p.add_argument("--dry-run", action="store_true", help="validate the file and print the trial count only")
-    p.add_argument("--verbose", action="store_true", help="also show Ray Tune's status tables and the trials' output")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    console.configure(args.verbose)
-    try:
-        space = load_space(args.space)
-        space.check_seeds(args.seeds)
-        space.config(args.budget, args.overrides)  # --set typos fail before Ray starts
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    space = load_space(args.space)
+    space.check_seeds(args.seeds)
+    space.config(args.budget, args.overrides)  # --set typos fail before Ray starts
     seeds = f" ({space.n_trials()} × {args.seeds} seeds)" if args.seeds > 1 else ""
     print(f"{space.title}: {space.n_trials(args.seeds)} trial(s){seeds} at the {args.budget} budget")
     if args.dry_run:
         return 0
-    from blindsr.data.plan import DataPlanError
-    from blindsr.tune import SweepError, run_sweep
+    from blindsr.tune import run_sweep
 
-    try:
-        outcome = run_sweep(
-            space,
-            args.budget,
-            args.overrides,
-            name=args.name,
-            resume=args.resume,
-            bench_root=args.bench_root,
-            max_concurrent=args.max_concurrent,
-            seeds=args.seeds,
-        )
-    except (ConfigError, DatasetError, DataPlanError, SweepError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    outcome = run_sweep(
+        space,
+        args.budget,
+        args.overrides,
+        name=args.name,
+        resume=args.resume,
+        bench_root=args.bench_root,
+        max_concurrent=args.max_concurrent,
+        seeds=args.seeds,
+    )
     print((outcome.folder / "results.md").read_text())
     files = write_report(outcome.folder)
     print(f"MLflow parent run {outcome.parent_run_id} at {outcome.tracking_uri}")
@@ -86,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: trial(s) {', '.join(failed)} failed; fix and re-run with --resume", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,14 @@ Conditional models self-support from the whole image (seeded); --tile bounds mem
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from blindsr.data.images import ImageReadError, write_png
-from blindsr.data.sources import DatasetError
+from blindsr import console
+from blindsr.data.images import write_png
 from blindsr.infer import load, upscale
 from blindsr.models.inference import model_scale
-from blindsr.tracking import RegistryError, resolve_uri
+from blindsr.tracking import resolve_uri
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,19 +33,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        model = load(args.model, resolve_uri(args.tracking_uri), args.device)
-        scale = model_scale(model)
-        for source in args.inputs:
-            for name, sr in upscale(model, source, args.tile, args.overlap, args.seed, args.fp16):
-                print(write_png(Path(args.out) / f"{name}_x{scale}.png", sr))
-    except (ValueError, RegistryError, DatasetError, ImageReadError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    model = load(args.model, resolve_uri(args.tracking_uri), args.device)
+    scale = model_scale(model)
+    for source in args.inputs:
+        for name, sr in upscale(model, source, args.tile, args.overlap, args.seed, args.fp16):
+            print(write_png(Path(args.out) / f"{name}_x{scale}.png", sr))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return console.job(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -116,15 +116,15 @@ class RaiseAt(LoopHook):
     """Raise on every rank at step ``step`` of a fresh attempt of a run whose flattened config contains
     ``when`` (a crash in the training code; a resumed attempt passes)."""
 
-    def __init__(self, step: int, when: Mapping[str, Any] | None = None) -> None:
-        self.step, self.when, self.armed = step, dict(when or {}), False
+    def __init__(self, step: int, when: Mapping[str, Any] | None = None, error: type[Exception] = RuntimeError) -> None:
+        self.step, self.when, self.armed, self.error = step, dict(when or {}), False, error
 
     def begin(self, cfg: Config, start: int, rank: int) -> None:
         self.armed = start == 0 and _matches(cfg, self.when)
 
     def after_step(self, step: int, batch: Mapping[str, Any], rank: int) -> None:
         if self.armed and step == self.step:
-            raise RuntimeError(f"injected failure at step {step}")
+            raise self.error(f"injected failure at step {step}")
 
 
 class TruncateNewestAndRaise(LoopHook):

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import torch
 
-from blindsr.config import ModelConfig
+from blindsr.config import Config, DataConfig, ModelConfig
 from blindsr.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +20,13 @@ def tiny(name: str, scale: int = 2) -> torch.nn.Module:
     """An eval-mode, seeded, small ``name`` model (seconds to run, same weights every call)."""
     torch.manual_seed(0)
     return build_model(ModelConfig(name=name, **TINY), scale).eval()
+
+
+def tiny_config(name: str, scale: int = 2) -> Config:
+    """A config whose model is ``tiny(name)``'s (CMDSR's tasks hold its 2n support and query patches)."""
+    return Config(
+        scale=scale, model=ModelConfig(name=name, **TINY), data=DataConfig(patches_per_task=2 * TINY["support_size"])
+    )
 
 
 def script(path: str) -> ModuleType:

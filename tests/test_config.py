@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -131,7 +132,7 @@ def test_override_errors():
 def test_build_config_layers(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("data:\n  tasks_per_step: 2\n")
-    cfg = build_config("cmdsr_paper", p, ["model.support_size=5"])
+    cfg = build_config("cmdsr_paper", p, ["model.support_size=5", "data.patches_per_task=10"])
     assert cfg.name == "cmdsr_x4"  # from the preset
     assert cfg.data.tasks_per_step == 2  # from the file
     assert cfg.model.support_size == 5  # from --set
@@ -206,3 +207,25 @@ def test_the_driver_resolves_copies_and_leaves_the_validated_config_alone(tmp_pa
     assert resolved.scaling.use_gpu is False
     fp16 = build_config("cmdsr_smoke", overrides=["train.precision=fp16", "scaling.use_gpu=true"])
     assert resolve_devices(fp16).scaling.use_gpu is True
+
+
+@pytest.mark.parametrize(
+    "preset, overrides, key",
+    [
+        ("cmdsr_paper", ["data.patches_per_task=3"], "data.patches_per_task"),  # 2n = 40
+        ("cmdsr_paper", ["data.tasks_per_step=1"], "data.tasks_per_step"),  # the task-contrastive term
+        ("cdsr_paper", ["data.patches_per_task=1"], "data.patches_per_task"),  # a query/key pair
+        ("cmdsr_paper", ["scale=5"], "scale"),  # pixel-shuffle upsamplers: x2, x3, x4
+        ("cmdsr_paper", ["model.basenet=idn", "model.n_feats=40"], "model.n_feats"),
+        ("cdsr_paper", ["train.val_protocol=gaussian8", "scale=8"], "train.val_protocol"),
+    ],
+)
+def test_rules_that_span_sections_are_refused_by_the_python_api_naming_the_key(preset, overrides, key):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} in --set: "):
+        build_config(preset, overrides=overrides)
+
+
+def test_build_config_refuses_a_model_key_the_model_does_not_read_but_not_a_presets():
+    with pytest.raises(ConfigError, match=r"model\.n_blocks: not used by model 'vdsr'"):
+        build_config("cmdsr_paper", overrides=["model.name=vdsr", "model.n_blocks=5"])
+    assert build_config("cdsr_paper", overrides=["model.name=dasr"]).model.name == "dasr"  # preset values pass

@@ -41,6 +41,7 @@ def small_cfg(source: str, *overrides: str) -> Config:
             f"scale={S}",
             f"data.patch_size={P}",
             f"data.patches_per_task={N}",
+            f"model.support_size={N // 2}",  # CMDSR: a support half and a query half
             f"data.tasks_per_step={K}",
             "seed=3",
             "degradation.kernel_size=7",
@@ -170,7 +171,13 @@ def test_rows_depend_only_on_seed_stream_and_task_id(folder):
 
 @pytest.mark.parametrize("positive", ["same", "other_image", "other_degradation"])
 def test_pair_rows_follow_moco_positive(folder, positive):
-    cfg = small_cfg(str(folder), "data.sampler=pair", "data.patches_per_task=2", f"data.moco_positive={positive}")
+    cfg = small_cfg(
+        str(folder),
+        "data.sampler=pair",
+        "data.patches_per_task=2",
+        "model.support_size=1",
+        f"data.moco_positive={positive}",
+    )
     worker = DegradeWorker(cfg.data, cfg.degradation, S, seed=3)
     rows = decode(pa.concat_tables(worker({"id": np.arange(6)})))
     for r in rows:

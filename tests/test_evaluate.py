@@ -31,7 +31,7 @@ from blindsr.evaluation import (
 from blindsr.evaluation.validation import MODEL, val_cases, validate
 from blindsr.metrics import psnr, ssim, to_uint8
 from blindsr.tracking import Tracker
-from helpers import TINY, job, tiny
+from helpers import TINY, job, tiny, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +118,7 @@ def test_job_end_to_end_from_the_registry(tmp_path, capsys, photo):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri)
     tracker.start("blindsr-test", "tiny", {"scale": 2})
-    cfg = Config(scale=2, model=ModelConfig(name="cmdsr", **TINY))
+    cfg = tiny_config("cmdsr")
     version = tracker.log_model(tiny("cmdsr"), cfg, "tiny_x2", 20.0)
     tracker.end()
     assert version == "1", tracker.summary()
@@ -169,11 +169,10 @@ def test_ray_evaluation_equals_the_local_run(tmp_path):
     import ray
 
     from blindsr.artifacts import checkpoint
-    from blindsr.config import Config
     from blindsr.data.sources import load_corpus
 
     model = tiny("cmdsr")
-    folder = checkpoint.save(tmp_path / "ckpt", Config(scale=2, model=ModelConfig(name="cmdsr", **TINY)), model, {}, {})
+    folder = checkpoint.save(tmp_path / "ckpt", tiny_config("cmdsr"), model, {}, {})
     cases = generated_cases("cmdsr", 2, {"corpus": list(load_corpus("val"))}, crop=48)
     local = evaluate({str(folder): model}, cases, 2, "t")
     ray.init(address="local", num_cpus=2, include_dashboard=False)

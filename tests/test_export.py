@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from blindsr.artifacts.checkpoint import save_weights
-from blindsr.config import Config, ModelConfig, save_yaml
+from blindsr.config import save_yaml
 from blindsr.export import TOLERANCE, ExportError, check_onnx, export_onnx, graph_paths, run_onnx
 from blindsr.models import MODELS
 from blindsr.models.inference import super_resolve
-from helpers import TINY, job, tiny
+from helpers import TINY, job, tiny, tiny_config
 
 pytestmark = pytest.mark.slow  # tracing and exporting a model takes 3–40 s on 2 cores
 
@@ -49,7 +49,7 @@ def test_exported_graph_equals_pytorch_on_two_sizes_and_a_photo(name, tmp_path, 
 def test_export_job_on_a_checkpoint_and_its_errors(tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    cfg = Config(scale=2, model=ModelConfig(name="cmdsr", **TINY))
+    cfg = tiny_config("cmdsr")
     save_yaml(cfg, ckpt / "config.yaml")
     save_weights(tiny("cmdsr"), ckpt / "model.safetensors")
     out = tmp_path / "exports" / "cmdsr_x2.onnx"

@@ -57,6 +57,15 @@ def test_preview_job_reports_bad_input(tmp_path):
             ["--set", "train.precision=fp16", "--set", "scaling.use_gpu=false"],
             "train.precision in --set: fp16 needs CUDA",
         ),
+        ("train_cmdsr.py", ["--set", "data.patches_per_task=3"], "data.patches_per_task in --set: CMDSR with support"),
+        ("train_cdsr.py", ["--set", "data.patches_per_task=1"], "data.patches_per_task in --set: a query/key pair"),
+        ("train_cmdsr.py", ["--set", "data.pool_memory_gb=-1"], "data.pool_memory_gb in --set: must be > 0"),
+        ("train_cmdsr.py", ["--set", "scaling.degrade_actors=none"], "scaling.degrade_actors in --set: expected int"),
+        (
+            "train_cmdsr.py",
+            ["--set", "scaling.cpus_per_worker=100000", "--set", "scaling.degrade_actors=auto"],
+            "scaling.degrade_actors: auto finds no CPU",
+        ),
     ],
 )
 def test_training_jobs_reject_bad_configs_before_starting_ray(job, args, message, capsys):
@@ -88,6 +97,7 @@ PACKAGE = ROOT / "platform" / "blindsr"
 RAY_MODULES = {
     "blindsr.data.stream",  # the Ray Data datasets and the resource plan
     "blindsr.evaluation.on_ray",  # evaluation fanned out over Ray tasks
+    "blindsr.ray_session",  # connecting to Ray or starting a local one
     "blindsr.train.launch",  # fit(): the driver, TorchTrainer, restarts
     "blindsr.train.progress",  # the rank-0 → driver progress queue
     "blindsr.train.worker",  # the Ray Train worker function

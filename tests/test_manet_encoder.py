@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from blindsr.config import Config, ConfigError, LossConfig, ModelConfig, OptimConfig, from_dict
+from blindsr.config.model_fields import ignored_message
 from blindsr.models import build_model, count_parameters
 from blindsr.models.cdsr import CDSR
 from blindsr.models.cdsr_encoder import Encoder
-from blindsr.models.fields import ignored_message
 from blindsr.models.manet_encoder import KernelEstimator, MAConv, MANetFeatures
 from blindsr.train.step import make_step
 from reference.manet_official import MAConv as OfficialMAConv

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from blindsr.config import ModelConfig
+from blindsr.config.model_fields import all_fields, fields_used, ignored_message
 from blindsr.models import MODELS, Family, build_model, family_of
 from blindsr.models.family import REQUIRED, check_family, check_paper
-from blindsr.models.fields import all_fields, fields_used, ignored_message
 from blindsr.models.moco import MoCoSR
 
 TINY = {

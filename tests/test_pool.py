@@ -90,7 +90,7 @@ def test_an_unwritable_cache_fails_naming_the_key(df2k, tmp_path):
 
 def test_rows_from_the_mapped_pool_equal_rows_from_the_decoded_pool(df2k, tmp_path):
     """The DegradeWorker's rows are those of a sampler over the images decoded in memory, as before the node pool."""
-    cfg = cfg_for(str(df2k), tmp_path, "data.patches_per_task=4")
+    cfg = cfg_for(str(df2k), tmp_path, "data.patches_per_task=4", "model.support_size=2")
     worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
     decoded = load_folder(df2k, min_size=cfg.data.patch_size * cfg.scale)
     sampler = TaskSampler(decoded, cfg.data.patch_size, 4, cfg.scale, augment=True)
@@ -119,7 +119,7 @@ def test_windows_cover_each_epoch_once_and_are_a_function_of_the_seed():
 def test_a_bounded_pool_draws_each_task_from_its_window_whatever_came_before(df2k, tmp_path):
     """2 images of 8.3 MB under a 10 MB budget: windows of one image; a task's row does not depend on the worker's
     history (a resumed run, another actor), and only its window's image is drawn from."""
-    cfg = cfg_for(str(df2k), tmp_path, "data.patches_per_task=2", "data.pool_memory_gb=0.0098")
+    cfg = cfg_for(str(df2k), tmp_path, "data.patches_per_task=2", "model.support_size=1", "data.pool_memory_gb=0.0098")
     a = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
     assert (len(a.pool), a.windows.per_window) == (3, 1)
     per = a.windows.tasks_per_window

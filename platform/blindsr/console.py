@@ -1,26 +1,27 @@
 """What the jobs print: by default the run's own story, with ``--verbose`` everything the frameworks say.
 
-Quiet (the default) means: our ``blindsr.*`` INFO lines; everything else at WARNING; Ray started with
-``log_to_driver=False``, so Ray Data's operator bars, Ray Train's worker-group and checkpoint lines and the
-workers' own logs stay in Ray's log files (``/tmp/ray/session_latest/logs``) instead of the console; Ray's
-and MLflow's deprecation and future warnings hidden. The training progress reaches the driver as
-:class:`Progress` events (``blindsr.train.launch.fit(progress=...)``), shown as one tqdm bar on a terminal,
-else as at most :data:`MAX_LINES` progress lines per run. No Ray or MLflow imports here (Ray's own
-deprecation filter is set where Ray starts: ``blindsr.train.launch.ensure_ray``).
+Quiet means our ``blindsr.*`` INFO lines and everything else at WARNING: Ray starts with ``log_to_driver=False``
+(its bars and workers' logs stay in ``/tmp/ray/session_latest/logs``), deprecation warnings and MLflow's download
+bars are hidden. Training progress reaches the driver as :class:`Progress` events: one bar on a terminal, else at
+most :data:`MAX_LINES` lines. :func:`job` is every job's ``main``. No Ray or MLflow here (``ray_session``).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from tqdm import tqdm
+
+from blindsr.errors import UserError
 
 MAX_LINES = 10  # progress lines per run when the console is not a terminal (a CI log, a file)
 _verbose = False
@@ -31,7 +32,14 @@ def configure(verbose: bool = False) -> None:
     global _verbose
     _verbose = verbose
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=fmt, force=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # plain console handlers only: a test's log capture stays
+        if type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    console = logging.StreamHandler()
+    console.setFormatter(logging.Formatter(fmt))
+    root.addHandler(console)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("blindsr").setLevel(logging.INFO)
     for noisy in ("ray", "ray.data", "mlflow", "alembic"):  # banners, "Creating initial MLflow database tables"
         logging.getLogger(noisy).setLevel(logging.NOTSET if verbose else logging.ERROR)
@@ -43,6 +51,19 @@ def configure(verbose: bool = False) -> None:
 
 def verbose() -> bool:
     return _verbose
+
+
+def job(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
+    """A job's ``main``: parse ``argv`` (``--verbose`` added here), set the console policy, ``run(args)``. A
+    :class:`~blindsr.errors.UserError` or an ``OSError`` (a disk, a permission) is one ``error: …`` line, exit 2."""
+    parser.add_argument("--verbose", action="store_true", help="also show Ray's, MLflow's and libraries' output")
+    args = parser.parse_args(argv)
+    configure(args.verbose)
+    try:
+        return run(args)
+    except (UserError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def ray_init_options() -> dict[str, Any]:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from blindsr.errors import UserError
 from blindsr.models import Family, family_of
 from blindsr.models.cmdsr import CONDITION_DIM, SELF_SUPPORT_PATCH, self_support
 
@@ -39,7 +40,7 @@ TOLERANCE = 1e-4  # max |Δ| between onnxruntime and PyTorch, [0, 1] floats
 CHECK_SIZES = ((48, 64), (72, 40))  # two LR sizes of different aspect: the dynamic axes are exercised
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """The ONNX dependencies are missing, the export failed or the graph disagrees with PyTorch."""
 
 

@@ -16,17 +16,14 @@ from tqdm import tqdm
 
 from blindsr.data.images import ImageReadError, read_image
 from blindsr.data.sources import list_image_files
-from blindsr.models.inference import upscale_array
+from blindsr.errors import UserError
+from blindsr.models.inference import choose_device, upscale_array
 
 log = logging.getLogger(__name__)
 
 
-class ModelSourceError(ValueError):
+class ModelSourceError(UserError, ValueError):
     """A model source that is neither a registry/run URI nor a checkpoint folder."""
-
-
-def best_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def load(source: str, tracking_uri: str | None = None, device: torch.device | str | None = None) -> nn.Module:
@@ -54,7 +51,7 @@ def load(source: str, tracking_uri: str | None = None, device: torch.device | st
         except (ConfigError, OSError, RuntimeError, ValueError) as e:  # torch: truncated or mismatched weights
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelSourceError(f"checkpoint folder {folder} does not load: {reason}") from e
-    return model.to(device or best_device()).eval()
+    return model.to(device or choose_device()).eval()
 
 
 def read_inputs(source: np.ndarray | Sequence[np.ndarray] | str | Path) -> list[tuple[str, np.ndarray]]:

@@ -36,11 +36,11 @@ from typing import Any, Literal
 import yaml
 
 from blindsr.config import Config, ConfigError, apply_overrides, build_config, from_dict, yaml_problem
+from blindsr.config.model_fields import ignored_message
 from blindsr.data.benchmarks import ALIASES
 from blindsr.degradations.presets import TEST_PRESETS
 from blindsr.evaluation.cases import protocol_specs
 from blindsr.models.family import PAPER_FAMILIES, check_paper
-from blindsr.models.fields import ignored_message
 
 BUDGETS = ("smoke", "demo", "paper")
 FAMILIES = tuple(PAPER_FAMILIES)  # a paper's job and its presets <family>_<budget>

@@ -39,11 +39,12 @@ from blindsr import console
 from blindsr.artifacts import checkpoint
 from blindsr.config import Config, apply_overrides, from_dict, to_dict
 from blindsr.data.plan import TRIAL_DRIVER_CPUS, trial_cpus, trial_share
-from blindsr.evaluation import BICUBIC, benchmark_sets, evaluate, generated_cases
-from blindsr.infer import best_device
+from blindsr.errors import UserError
+from blindsr.evaluation import BICUBIC, benchmark_sets, evaluate
+from blindsr.evaluation.record import choose_cases, choose_device, log_table
 from blindsr.report import trials_csv, trials_markdown
 from blindsr.space import Space
-from blindsr.tracking import Tracker, log_evaluation
+from blindsr.tracking import Tracker
 from blindsr.train.launch import VAL_METRIC, ensure_ray, fit, resolve_devices, resolve_paths
 from blindsr.train.runner import LoopHook
 from blindsr.tune_console import FINAL_KEY, TrialLines, last_line
@@ -55,7 +56,7 @@ SWEEP_TAG, ROW_TAG, SEED_TAG = "blindsr.sweep", "blindsr.row", "blindsr.seed"
 STATIC, ROW, SEED = "sweep", "row", "seed_offset"  # reserved trial-config keys; the others are dotted config keys
 
 
-class SweepError(RuntimeError):
+class SweepError(UserError, RuntimeError):
     """A sweep that cannot start or resume; the message says why and what to do."""
 
 
@@ -114,15 +115,21 @@ def scheduler(space: Space, cfg: Config) -> ASHAScheduler | None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def evaluate_checkpoint(ckpt: Checkpoint, label: str, evaluation: dict[str, Any]) -> dict[str, float]:
-    """Score a checkpoint's model (and bicubic, suffix ``_bicubic``) with the file's protocol → eval/… metrics."""
+def evaluate_checkpoint(
+    ckpt: Checkpoint, label: str, evaluation: dict[str, Any], uri: str, run_id: str | None
+) -> dict[str, float]:
+    """Score a checkpoint's model (and bicubic, suffix ``_bicubic``) with the file's protocol, log the scores into
+    ``run_id`` (the one evaluate-and-log path: ``evaluation.record``) and return them (eval/… metrics)."""
     with ckpt.as_directory() as folder:
         cfg, model = checkpoint.load_model(folder)
-    model.to(best_device())
-    protocol, sets = evaluation["protocol"], benchmark_sets(evaluation["bench_root"], evaluation["sets"], cfg.scale)
-    cases = generated_cases(protocol, cfg.scale, sets, evaluation["crop"], degradations=evaluation["degradations"])
+    model.to(choose_device(None, cfg.scaling.use_gpu))
+    protocol = evaluation["protocol"]
+    where = {"root": evaluation["bench_root"], "sets": evaluation["sets"], "crop": evaluation["crop"]}
+    cases = choose_cases(protocol, cfg.scale, **where, degradations=evaluation["degradations"])
     table = evaluate({label: model}, cases, cfg.scale, f"{label}: {protocol} x{cfg.scale}", oracle=False)
-    return {**table.metrics(protocol, label), **table.metrics(protocol, BICUBIC, "_bicubic")}
+    if run_id:
+        log_table(uri, table, protocol, {label: run_id}, folder="eval")
+    return table.model_metrics(protocol, label)
 
 
 def trial_config(config: dict[str, Any]) -> tuple[Config, str | None]:
@@ -154,10 +161,8 @@ def driver(config: dict[str, Any], hooks: Sequence[LoopHook] = ()) -> None:
         task = ray.remote(evaluate_checkpoint).options(
             num_cpus=1, num_gpus=1 if cfg.scaling.use_gpu else 0, scheduling_strategy="DEFAULT"
         )
-        metrics = ray.get(task.remote(outcome.checkpoint, label or trial_id, static["evaluate"]))
-        if outcome.run_id:
-            log_evaluation(cfg.tracking.tracking_uri or "", outcome.run_id, cfg.name, metrics, [], "eval")
-        final.update(metrics)
+        uri, run = cfg.tracking.tracking_uri or "", outcome.run_id
+        final.update(ray.get(task.remote(outcome.checkpoint, label or trial_id, static["evaluate"], uri, run)))
     tune.report({**final, FINAL_KEY: outcome.run_id or ""})
 
 

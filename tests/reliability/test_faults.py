@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from blindsr.artifacts import checkpoint
 from blindsr.config import Config, build_config
 from blindsr.tracking import load_model
-from blindsr.train.launch import NonFiniteLossError, fit
+from blindsr.train.launch import NonFiniteLossError, deterministic, fit
 from faults import KillAt, RecordTaskIds, TruncateNewestAndRaise, kill_once_worker
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -124,3 +124,19 @@ def test_non_finite_losses_stop_the_run_and_an_unreachable_server_does_not(tmp_p
     logged = e.value.outcome.step - 1  # the step that stopped the run is not logged
     assert logged >= 2 and "not logged to MLflow (http://127.0.0.1:9)" in e.value.outcome.tracking
     assert f"metrics at {logged} steps (1–{logged})" in e.value.outcome.tracking
+
+
+def test_a_worker_error_that_a_restart_would_repeat_is_not_retried():
+    """fit() restarts a run for a crash (RuntimeError, a killed worker) but not for a ValueError or TypeError a
+    worker raised: those come from the config or the code and would repeat (fit raises WorkerError at once)."""
+    from ray.train.v2.api.exceptions import WorkerGroupError
+
+    class Wrapped(Exception):  # as Ray hands a worker's exception over: the original as ``cause``
+        def __init__(self, cause: BaseException) -> None:
+            self.cause = cause
+
+    value = ValueError("CMDSR needs 2n patches")
+    assert deterministic(WorkerGroupError("x", {0: RuntimeError("crash"), 1: Wrapped(value)})) is value
+    assert deterministic(WorkerGroupError("x", {0: TypeError("bad")})).args == ("bad",)
+    assert deterministic(WorkerGroupError("x", {0: RuntimeError("crash"), 1: Wrapped(OSError("gone"))})) is None
+    assert deterministic(RuntimeError("a controller error")) is None

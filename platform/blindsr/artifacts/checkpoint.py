@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from blindsr.config import Config, load_yaml, save_yaml
+from blindsr.errors import UserError
 from blindsr.models import build_model
 
 MODEL_FILE, EMA_FILE, LEGACY_MODEL_FILE = "model.safetensors", "model_ema.safetensors", "model.pt"
@@ -71,7 +72,7 @@ def save(
     return folder
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint directory whose files are missing, truncated or not what ``save`` wrote."""
 
 

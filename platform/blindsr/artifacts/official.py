@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from blindsr.config import PRESETS, Config, ModelConfig
+from blindsr.errors import UserError
 from blindsr.models import build_model
 from blindsr.models.edsr import DIV2K_MEAN
 
@@ -181,7 +182,7 @@ def cdsr_layout(scale: int = 4, n_blocks: int = 10, codebook: int = 1024) -> dic
     return out
 
 
-class OfficialCheckpointError(ValueError):
+class OfficialCheckpointError(UserError, ValueError):
     """A state dict that is not one of the known official layouts, or does not match its architecture."""
 
 
@@ -312,6 +313,8 @@ def imported(path: Path) -> tuple[str, Config, torch.nn.Module]:
     which, model_cfg, scale, state = convert(read_state(path))
     cfg = PRESETS[PRESET_OF[which]]()
     cfg.name, cfg.scale, cfg.model = f"{which}_official_x{scale}", scale, model_cfg
+    if which == "cmdsr":
+        cfg.data.patches_per_task = 2 * model_cfg.support_size
     model = build_model(model_cfg, scale)
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k not in OPTIONAL]

@@ -16,6 +16,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from blindsr.config.model_fields import ignored_message
 from blindsr.config.presets import PRESETS
 from blindsr.config.schema import Config, ConfigError
 
@@ -185,6 +186,14 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def dotted_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of a nested mapping (``{"optim": {"lr": 1}}`` → ``["optim.lr"]``)."""
+    out: list[str] = []
+    for k, v in data.items():
+        out += dotted_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
+
+
 def flatten(cfg: Any) -> dict[str, Any]:
     """``{"optim.lr": 1e-4, ...}``: the dotted view used for MLflow params and search spaces."""
     out: dict[str, Any] = {}
@@ -288,12 +297,17 @@ def add_override_argument(parser: argparse.ArgumentParser, help: str) -> None:
 def build_config(
     preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] | None = None
 ) -> Config:
-    """Preset → YAML file → ``--set`` overrides, in that order; every layer validated."""
+    """Preset → YAML file → ``--set`` overrides, in that order; every layer validated, and a ``model.*`` key the
+    file or an override sets that the chosen model does not read is refused (preset values are not checked)."""
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     cfg = PRESETS[preset]() if preset else Config()
+    given = [parse_override(o)[0] for o in overrides or []]
     if config_file is not None:
         cfg = load_yaml(config_file, base=cfg)
+        given += dotted_keys(yaml.safe_load(Path(config_file).read_text()) or {})
     if overrides:
         cfg = apply_overrides(cfg, overrides)
+    if ignored := ignored_message(cfg.model, given):  # a model.* key set for a model that never reads it
+        raise ConfigError(ignored)
     return cfg

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from blindsr.config.rules import cross_problems
 from blindsr.degradations.config import DegradationConfig
+from blindsr.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value or key is invalid; the message says which, where, and what is allowed."""
 
 
@@ -276,10 +278,4 @@ class Config:
         out = [] if 1 <= self.scale <= 8 else [("scale", f"must be an integer in [1, 8], got {self.scale}")]
         if self.train.precision == "fp16" and self.scaling.use_gpu is False:
             out.append(("train.precision", "fp16 needs CUDA, but scaling.use_gpu is false: use bf16 or fp32"))
-        if self.model.name == "cdcl":  # a row's crops are its positives, the other rows its negatives
-            out += [
-                (f"data.{k}", f"model cdcl contrasts crops of a task against other tasks: needs at least 2, got {n}")
-                for k in ("patches_per_task", "tasks_per_step")
-                if (n := getattr(self.data, k)) < 2
-            ]
-        return out
+        return out + cross_problems(self)

@@ -1,21 +1,10 @@
 """``DegradeWorker``: the Ray Data ``map_batches`` callable that turns call indices into call rows of tasks.
 
-It maps its node's HR pool (:mod:`blindsr.data.pool`: one copy per node) and makes every task from its own
-generator, ``np.random.default_rng([run seed, stream, task id])``, drawing its image from the task's window
-(:mod:`blindsr.data.windows`: the whole pool unless ``data.pool_memory_gb`` bounds it). A row is therefore a pure
-function of (seed, stream, task id): whichever actor makes it, and however often a failed batch is retried.
-
-Two samplers (``DataConfig.sampler``):
-
-* ``task`` (CMDSR): n patches of one image sharing one degradation, ``TaskSampler.sample_random``.
-* ``pair`` (CDSR/DASR MoCo): patch 0 is the query, patches 1..n-1 its keys, as ``DataConfig.moco_positive``
-  says: ``same`` (DASR/CDSR default) other crops of the query's image with the query's degradation (one
-  flip/rotation for all crops, as DASR's ``augment`` does); ``other_image`` crops of another image with the
-  same kernel and noise level (another noise realisation, so the pair cannot match on identical noise);
-  ``other_degradation`` crops of the same image with a freshly drawn degradation. The keys' degradation is
-  the row's ``key_*`` columns.
-
-The class imports no Ray: it runs in-process as well (tests, benchmarks' in-process baseline).
+It maps its node's HR pool (``data.pool``) and makes every task from its own generator,
+``np.random.default_rng([run seed, stream, task id])``, drawing its image from the task's window (``data.windows``),
+so a row is a pure function of (seed, stream, task id) whichever actor makes it. Samplers (``data.sampler``):
+``task`` (CMDSR: n patches of one image, one degradation) and ``pair`` (CDSR/DASR: a query and its keys, as
+``data.moco_positive`` says; the keys' degradation is the row's ``key_*`` columns). No Ray: it runs in-process too.
 """
 
 from __future__ import annotations

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from blindsr.errors import UserError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 
 
-class ImageReadError(OSError):
+class ImageReadError(UserError, OSError):
     """An image file is unreadable, truncated, or of an unsupported kind."""
 
 

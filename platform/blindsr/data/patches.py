@@ -1,16 +1,9 @@
 """Task sampler: one task = n aligned (LR, HR) patch pairs from one HR image, sharing one degradation.
 
-Each HR crop is cut with a context margin (``spec.context()``, a multiple of the scale) so the blur and
-the bicubic filter never see a crop border; the margin is dropped after down-sampling, so a crop's LR
-equals the corresponding region of the whole image's LR. Augmentation (the 8 flips/90° rotations,
-albumentations ``D4``) is applied to the HR window before degradation; the degradation is the same for
-every patch of the task. Each crop's flip is the one ``Compose([D4(p=1)])`` seeded with the crop's seed
-applies, drawn and applied through albumentations' functional ``d4`` (tested equal): the pipeline call
-costs ≈ 130 µs per crop, and without it an actor makes ≈ 40 % more patches/s at the CMDSR training sizes.
-
-torch, albumentations and the degradation pipeline load when a sampler is made, not with this module: a Ray
-process that only unpickles the ``DegradeWorker`` class or a task row (Ray Data's split coordinator, Ray
-Train's dataset manager) then starts without importing torch.
+Each HR crop is cut with a context margin (``spec.context()``) so the blur and the resize never see a crop border,
+then flipped/rotated (albumentations' ``d4``, the element a seeded ``Compose([D4(p=1)])`` draws), degraded, and the
+margin dropped: a crop's LR equals that region of the whole image's LR. torch and albumentations load when a sampler
+is made, not with this module, so a process that only unpickles a row or the worker class starts without torch.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """The resource plan: how the degradation actors, the train workers, Ray Data's read tasks and concurrent sweep
-trials share a cluster. Pure arithmetic on ``{"CPU": …, "GPU": …}`` (no Ray), so a plan that cannot fit fails on
-the driver before Ray starts work, and every rule is tested without a cluster.
+trials share a cluster. Pure arithmetic on ``{"CPU": …, "GPU": …}`` (no Ray), tested without a cluster.
 
-Resource rule (ray-project/ray#44687: actors that take every CPU starve Ray Data's read tasks forever):
-:func:`plan_resources` reserves the train workers' CPUs and :data:`READ_CPUS` for read tasks, and gives the
-actors what is left: their configured CPUs if that fits, else an equal fractional share; ``auto``: from 1 actor
-up to as many as fit. A share below :data:`MIN_ACTOR_CPUS`, or GPU fractions that do not fit, fail at once with
-the settings to change. A sweep runs as many trials at once as hold a driver, their workers and their data plan.
+:func:`plan_resources` reserves the train workers' CPUs and :data:`READ_CPUS` (actors that take every CPU starve
+Ray Data's read tasks forever: ray-project/ray#44687), and gives the actors what is left: their CPUs, an equal
+fractional share, or with ``auto`` from 1 actor up to as many as fit. What cannot fit fails naming the settings.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ from pathlib import Path
 from blindsr.config import Config, ScalingConfig
 from blindsr.data.shards import is_shard_location, list_shards
 from blindsr.data.sources import list_image_files
+from blindsr.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +26,7 @@ READ_CPUS = 1.0  # kept free for Ray Data's read and bookkeeping tasks
 MIN_ACTOR_CPUS = 0.25  # below this a degradation actor is too slow to be worth scheduling
 
 
-class DataPlanError(RuntimeError):
+class DataPlanError(UserError, RuntimeError):
     """The degradation actors cannot fit next to the training workers; the message says what to change."""
 
 
@@ -76,7 +74,9 @@ class DataPlan:
         }
 
 
-def plan_resources(scaling: ScalingConfig, cluster: Mapping[str, float], reserve_train: bool = True) -> DataPlan:
+def plan_resources(
+    scaling: ScalingConfig, cluster: Mapping[str, float], reserve_train: bool = True, announce: bool = True
+) -> DataPlan:
     """Size the actor pool so that read tasks always keep READ_CPUS (no #44687 deadlock).
 
     Args:
@@ -84,6 +84,7 @@ def plan_resources(scaling: ScalingConfig, cluster: Mapping[str, float], reserve
         cluster: ``{"CPU": …, "GPU": …}`` this run may use (``ray.cluster_resources()`` for a whole cluster).
             Concurrent Tune trials each build their own pool: pass each trial its share (:func:`trial_share`).
         reserve_train: hold back ``num_workers × cpus_per_worker`` CPUs (and their GPUs) for TorchTrainer.
+        announce: log the plan line (a check before the real plan does not).
 
     Raises:
         DataPlanError: the actors cannot get MIN_ACTOR_CPUS each, or their GPU fractions do not fit.
@@ -133,7 +134,8 @@ def plan_resources(scaling: ScalingConfig, cluster: Mapping[str, float], reserve
                 f"train on fewer GPUs (scaling.num_workers), or set scaling.degrade_gpu_fraction=0 to degrade on CPUs."
             )
     plan = DataPlan(actors, per_actor, gpu_share, cpus, train_cpus, scaling.degrade_on, max_actors=most)
-    log.info("data plan: %s", plan.describe())
+    if announce:
+        log.info("data plan: %s", plan.describe())
     return plan
 
 

@@ -1,31 +1,10 @@
 """THE Arrow schema of a task: its degradation + n aligned (LR, HR) patches; and of the stream's call rows.
 
-``encode`` makes one Arrow row per task. The stream carries :func:`pack`'d *call rows*: the k tasks of one
-actor call (a train worker's step) in one Arrow row, every column with the task axis first. Ray Data may
-re-block, split and shuffle rows freely; it can never mix the patches of two tasks, or split a step.
-
-Columns (k rows; a row is one task of n patches, LR side h × w, scale s):
-
-* ``task_id`` int64: the id the row was made from (rows are a pure function of (run seed, stream, task id)).
-* ``image_id`` fixed-shape tensor uint8 (ID_BYTES,): the source image id, UTF-8, zero-padded.
-* one scalar column per ``DegradationSpec`` field, named like the field: ints int32 (``seed`` int64), floats
-  float64 (exact round trip), ``Literal`` fields as int8 codes into :data:`CATEGORIES`.
-* ``key_<f>`` for the fields :data:`KEY_FIELDS` that a sampler draws per task: the degradation of the key
-  patches ``lr[1:]`` of a CDSR query/key row. Equal to the row's own fields whenever every patch shares one
-  degradation (always, for CMDSR tasks).
-* ``work_s`` float32: seconds the worker spent making the row (for ``data/actor_util``; not part of the task).
-* ``window`` int32: 0, or the HR context margin of a row the train worker degrades (below).
-* ``lr`` fixed-shape tensor uint8 (n, 3, h, w) and ``hr`` uint8 (n, 3, s·h, s·w). When the train worker degrades
-  (``scaling.degrade_on: trainer``) there is no ``lr`` and ``hr`` holds HR windows with ``window`` px of context
-  on each side, (n, 3, s·h + 2·window, s·w + 2·window) (:mod:`blindsr.data.on_trainer`).
-
-Why flattened scalar columns and not one JSON spec column: every column is then a number, so Ray's default
-``iter_torch_batches(batch_size=k)`` turns a batch into tensors with no custom collate (a string column makes
-it fail), the spec can be filtered and summarised column-wise, and it costs ~30 bytes a row. The same reason
-stores ``image_id`` as bytes rather than an Arrow string. Ids longer than ID_BYTES keep their last ID_BYTES bytes.
-
-``lr``/``hr`` use Arrow's canonical ``arrow.fixed_shape_tensor`` extension type: building it from a
-C-contiguous array and reading it back (``to_numpy_ndarray``) are both zero-copy.
+``encode`` makes one Arrow row per task: ``task_id``, ``image_id`` (UTF-8 bytes), one numeric column per
+``DegradationSpec`` field (and ``key_*`` for the keys of a CDSR query/key row), ``work_s``, ``window``, and
+``lr`` (n, 3, h, w) / ``hr`` (n, 3, s·h, s·w) uint8 as Arrow fixed-shape tensors (zero-copy both ways). The stream
+carries :func:`pack`'d *call rows*: the k tasks of one actor call (a train worker's step) in one Arrow row, every
+column with the task axis first, so Ray Data can never mix two tasks' patches or split a step. docs/data.md.
 """
 
 from __future__ import annotations

@@ -15,11 +15,12 @@ import numpy as np
 
 from blindsr.data import corpus
 from blindsr.data.images import IMAGE_SUFFIXES, ImageReadError, read_image
+from blindsr.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class DatasetError(FileNotFoundError):
+class DatasetError(UserError, FileNotFoundError):
     """A dataset location is missing, empty, or holds no usable image."""
 
 

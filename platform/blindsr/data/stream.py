@@ -1,12 +1,10 @@
 """The Ray Data datasets that ``TorchTrainer(datasets=...)`` consumes: call rows made by DegradeWorker actors.
 
 ``CallSource → map_batches(DegradeWorker, ActorPoolStrategy)``: one row is one *call*, the k tasks of one train
-worker's step (``schema.pack``), so a batch is one row, a view of the actor's Arrow output. The source yields call
-indices lazily, at most a lead ahead of the calls the actors have begun (a :class:`StreamCursor`), so a
-64M-task stream starts as fast as a 400-task one and its queue stays bounded. Blocks are one call each (the
-dataset's target block size is a byte: nothing is combined), in call order (``preserve_order``): a run's data
-is a function of its seed and a resumed run continues exactly (``first_task``). The actor pool is sized by
-:mod:`blindsr.data.plan`.
+worker's step (``schema.pack``), one block each, in order (``preserve_order``). The source yields call indices
+lazily, a bounded lead ahead of the calls the actors have begun (a :class:`StreamCursor`), so a 64M-task stream
+starts as fast as a 400-task one. A run's data is a function of its seed; a resumed run continues exactly
+(``first_task``). The pool is sized by ``data.plan``; why and how: docs/data.md.
 """
 
 from __future__ import annotations

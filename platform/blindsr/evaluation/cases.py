@@ -27,6 +27,7 @@ from blindsr.data.sources import DatasetError, HRImage, load_source
 from blindsr.degradations.pipeline import apply, mod_crop
 from blindsr.degradations.presets import TEST_PRESETS
 from blindsr.degradations.spec import DegradationSpec
+from blindsr.errors import InputError
 from blindsr.models.cmdsr import SELF_SUPPORT_PATCH
 
 PROTOCOLS = (*TEST_PRESETS, "div2krk")
@@ -112,11 +113,11 @@ def protocol_specs(protocol: str, scale: int, degradations: Sequence[str] | None
     """The degradations of a generated protocol at ×``scale`` (only the named ones when given), by name.
     Raises ValueError naming the valid choices for an unknown protocol or degradation."""
     if protocol not in TEST_PRESETS:
-        raise ValueError(f"protocol {protocol!r} generates no LR; generated protocols: {', '.join(TEST_PRESETS)}")
+        raise InputError(f"protocol {protocol!r} generates no LR; generated protocols: {', '.join(TEST_PRESETS)}")
     specs = TEST_PRESETS[protocol](scale)
     unknown = [d for d in degradations or () if d not in specs]
     if unknown:
-        raise ValueError(f"protocol {protocol} x{scale} has no degradation {unknown}; it has {', '.join(specs)}")
+        raise InputError(f"protocol {protocol} x{scale} has no degradation {unknown}; it has {', '.join(specs)}")
     return {k: v for k, v in specs.items() if not degradations or k in degradations}
 
 

@@ -15,6 +15,7 @@ from blindsr.evaluation.cases import Case
 from blindsr.evaluation.scoring import score_case, score_rows
 from blindsr.evaluation.table import ImageScore
 from blindsr.infer import load
+from blindsr.ray_session import ensure_ray
 
 
 @ray.remote
@@ -46,8 +47,7 @@ def score_on_ray(
 ) -> list[ImageScore]:
     """Every case's scores, in case order, from ``tasks`` Ray tasks (default: one per CPU of the cluster, at
     most one per case). Connects to Ray ($RAY_ADDRESS or a local one) if needed."""
-    if not ray.is_initialized():
-        ray.init()
+    ensure_ray()
     tasks = tasks or max(1, min(len(cases), int(ray.cluster_resources().get("CPU", 1) // cpus_per_task)))
     cases_ref = ray.put(cases)
     slices = [list(range(len(cases)))[k::tasks] for k in range(tasks)]

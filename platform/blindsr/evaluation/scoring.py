@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from blindsr.data.images import write_png
 from blindsr.degradations.resize import imresize
+from blindsr.errors import InputError
 from blindsr.evaluation.cases import Case, oracle_support
 from blindsr.evaluation.table import BICUBIC, ORACLE, ImageScore, Table, slug, tabulate
 from blindsr.metrics import psnr, ssim, to_uint8
@@ -43,7 +44,7 @@ def score_rows(models: Mapping[str, nn.Module], scale: int, oracle: bool = True)
     for name, model in models.items():
         got = model_scale(model)
         if got != scale:
-            raise ValueError(f"model {name} upscales x{got} but the protocol is evaluated at x{scale}")
+            raise InputError(f"model {name} upscales x{got} but the protocol is evaluated at x{scale}")
     runs: dict[str, tuple[nn.Module, bool]] = {name: (m, False) for name, m in models.items()}
     for name, m in models.items():
         if oracle and family_of(m) is Family.CONDITIONAL:

@@ -1,13 +1,7 @@
 """Running a model on a whole image: its condition computed once per image (the family's contract), then the
 generator on the whole image or in tiles. No Ray, no MLflow, no files: inference, evaluation, export and the
-registry's pyfunc all call it.
-
-* CMDSR: the support is ``n`` seeded 32×32 crops of the whole LR (the official self-support), turned into one
-  (1, 128) condition; ``seed`` 0 reproduces ``model(lr)``.
-* CDSR / DASR: the query encoder embeds the whole LR once; the generator runs per tile.
-
-Tiles are ``tile``×``tile`` LR cores read with ``overlap`` LR pixels of context on each side; only the cores are
-kept: exact for a generator whose receptive-field radius is at most ``overlap`` (docs/registry.md for CDSR's).
+registry's pyfunc all call it. CMDSR: the support is n seeded crops of the whole LR (its self-support); CDSR/DASR:
+the encoder embeds the whole LR once. Tiles are LR cores with ``overlap`` px of context; only the cores are kept.
 """
 
 from __future__ import annotations
@@ -19,9 +13,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from blindsr.errors import InputError
 from blindsr.metrics import to_uint8
 from blindsr.models.cmdsr import SELF_SUPPORT_PATCH, self_support
 from blindsr.models.family import Family, family_of
+
+
+def choose_device(requested: str | torch.device | None = None, use_gpu: bool | None = None) -> torch.device:
+    """``requested`` when given; else CUDA when there is one and the run did not turn GPUs off, else the CPU."""
+    if requested is not None:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() and use_gpu is not False else "cpu")
 
 
 def device_of(model: nn.Module) -> torch.device:
@@ -88,7 +90,7 @@ def super_resolve(
     """lr (1, 3, h, w) in [0, 1] on the model's device → SR (1, 3, s·h, s·w) float32. ``tile`` > 0: tiled
     with ``overlap``; ``half``: fp16 autocast (CUDA only)."""
     if half and lr.device.type != "cuda":
-        raise ValueError("fp16 inference needs a CUDA device")
+        raise InputError("fp16 inference needs a CUDA device")
     autocast = torch.autocast("cuda", dtype=torch.float16) if half else contextlib.nullcontext()
     with autocast:
         forward = conditioned(model, lr, support, seed)

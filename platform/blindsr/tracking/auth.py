@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import os
 
+from blindsr.errors import InputError
+
 USER, PASSWORD, TOKEN = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"
 HOW = f"set {USER} and {PASSWORD} (or {TOKEN}) in the environment of the job and of every Ray node"
 ROLES = ("train", "read")
@@ -66,7 +68,7 @@ def add_user(uri: str, name: str, password: str, role: str) -> list[str]:
     """Create user ``name`` on the server at ``uri`` (this environment's credentials must be an admin's) with
     ``role`` ``train`` or ``read``; returns what it granted. An existing user gets a new password."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        raise InputError(f"role must be one of {ROLES}, not {role!r}")
     from mlflow.exceptions import MlflowException
     from mlflow.server import get_app_client
 

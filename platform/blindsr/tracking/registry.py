@@ -20,13 +20,14 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from blindsr.errors import UserError
 from blindsr.tracking.auth import refusal
 from blindsr.tracking.store import RUN_NAME_TAG, VAL_METRIC_TAG, resolve_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class RegistryError(LookupError):
+class RegistryError(UserError, LookupError):
     """A model URI, registered model, version or alias that does not resolve, or a store that is absent."""
 
 

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from blindsr import console
 from blindsr.config import Config, ConfigError, add_override_argument, apply_overrides, build_config, parse_override
-from blindsr.data.sources import DatasetError
 from blindsr.models.family import check_paper
-from blindsr.models.fields import ignored_message
 
 if TYPE_CHECKING:
     from blindsr.train.launch import TrainOutcome
@@ -50,33 +45,19 @@ def parser(family: str, doc: str) -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of overrides on top of the preset")
     add_override_argument(p, "dotted override, e.g. --set optim.lr=2e-4 (repeatable)")
     p.add_argument("--name", help="run name: checkpoints, MLflow run; the same name resumes")
-    p.add_argument("--verbose", action="store_true", help="also show Ray's and MLflow's own console output")
     return p
 
 
 def config_from_args(family: str, args: argparse.Namespace) -> Config:
+    named = [v for k, v in map(parse_override, args.overrides or []) if k == "model.name"]
+    if named and (wrong := check_paper(family, str(named[-1]))):  # before the rules of a model this job never trains
+        raise ConfigError(wrong)
     cfg = build_config(preset_name(family, args.preset), args.config, args.overrides)
     if args.name:
         cfg = apply_overrides(cfg, {"name": args.name}, origin="--name")
-    wrong = check_paper(family, cfg.model) or ignored_message(cfg.model, given_keys(args))
-    if wrong:
+    if wrong := check_paper(family, cfg.model):
         raise ConfigError(wrong)
     return cfg
-
-
-def given_keys(args: argparse.Namespace) -> list[str]:
-    """The dotted keys the user set (the ``--config`` file's and ``--set``'s), not the preset's."""
-    keys = [parse_override(o)[0] for o in args.overrides or []]
-    if args.config:
-        keys += _dotted(yaml.safe_load(Path(args.config).read_text()) or {})
-    return keys
-
-
-def _dotted(data: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in data.items():
-        out += _dotted(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    return out
 
 
 def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None:
@@ -86,26 +67,24 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
     if outcome.model_version is None:
         print("no model was registered; skipping the evaluation")
         return
-    import torch
-
-    from blindsr.evaluation import LEGENDS, evaluate, generated_cases, named_set
-    from blindsr.tracking import RegistryError, load_model, log_evaluation, registered_name, run_page
+    from blindsr.evaluation import LEGENDS, evaluate
+    from blindsr.evaluation.record import choose_cases, choose_device, log_table
+    from blindsr.tracking import RegistryError, load_model, registered_name, run_page
 
     protocol, store = PROTOCOLS[family], cfg.tracking.tracking_uri or ""
     uri = f"models:/{registered_name(cfg.model.name, cfg.scale)}/{outcome.model_version}"
-    model = load_model(uri, store)
-    device = torch.device("cuda" if torch.cuda.is_available() and cfg.scaling.use_gpu is not False else "cpu")
-    cases = generated_cases(protocol, cfg.scale, named_set(cfg.data.val_source, cfg.scale), crop=256)
+    model = load_model(uri, store).to(choose_device(None, cfg.scaling.use_gpu)).eval()
+    cases = choose_cases(protocol, cfg.scale, val_source=cfg.data.val_source, crop=256)
     n = len({(c.set, c.image) for c in cases})
-    table = evaluate({uri: model.to(device).eval()}, cases, cfg.scale, f"{protocol} x{cfg.scale}, {n} image(s)")
+    table = evaluate({uri: model}, cases, cfg.scale, f"{protocol} x{cfg.scale}, {n} image(s)")
     table.legend = LEGENDS.get(protocol, "")
     print(table.markdown())
-    metrics = table.model_metrics(protocol, uri)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "table.md").write_text(table.markdown() + "\n")
-            log_evaluation(store, outcome.run_id, cfg.name, metrics, [Path(tmp) / "table.md"], f"eval/{protocol}")
-        print(f"logged {len(metrics)} evaluation metrics and eval/{protocol}/table.md to MLflow run {outcome.run_id}")
+            log_table(store, table, protocol, {uri: outcome.run_id}, [Path(tmp) / "table.md"])
+        print(f"logged {len(table.model_metrics(protocol, uri))} evaluation metrics and eval/{protocol}/table.md "
+              f"to MLflow run {outcome.run_id}")  # fmt: skip
         print(run_page(store, outcome.run_id))
     except RegistryError as e:  # the model is registered and the table printed: say it, do not fail the job
         print(f"the evaluation was not logged to MLflow: {e}")
@@ -113,20 +92,18 @@ def evaluate_registered(family: str, cfg: Config, outcome: TrainOutcome) -> None
 
 def main(family: str, doc: str, argv: list[str] | None = None) -> int:
     """Parse ``argv``, train, evaluate the registered version. Returns the process exit code."""
-    args = parser(family, doc).parse_args(argv)
-    console.configure(args.verbose)
-    from blindsr.data.plan import DataPlanError, local_cluster, plan_resources, preflight
+    return console.job(parser(family, doc), lambda args: run(family, args), argv)
 
-    try:
-        cfg = config_from_args(family, args)
-        for source in dict.fromkeys((cfg.data.source, cfg.data.val_source)):
-            preflight(source)  # a missing dataset folder fails now, before Ray starts
-        if not os.environ.get("RAY_ADDRESS"):
-            plan_resources(cfg.scaling, local_cluster())  # as does a data plan the local Ray cannot hold
-    except (ConfigError, DatasetError, DataPlanError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from blindsr.train.launch import NonFiniteLossError, fit, resolve_paths
+
+def run(family: str, args: argparse.Namespace) -> int:
+    from blindsr.data.plan import local_cluster, plan_resources, preflight
+
+    cfg = config_from_args(family, args)
+    for source in dict.fromkeys((cfg.data.source, cfg.data.val_source)):
+        preflight(source)  # a missing dataset folder fails now, before Ray starts
+    if not os.environ.get("RAY_ADDRESS"):
+        plan_resources(cfg.scaling, local_cluster(), announce=False)  # as does a plan the local Ray cannot hold
+    from blindsr.train.launch import fit, resolve_paths
 
     cfg = resolve_paths(cfg)  # resolved here too: the evaluation reads the same MLflow URI
     print(console.run_line(cfg))
@@ -136,9 +113,6 @@ def main(family: str, doc: str, argv: list[str] | None = None) -> int:
     )
     try:
         outcome = fit(cfg, progress=progress)
-    except (ConfigError, DatasetError, DataPlanError, NonFiniteLossError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     finally:
         progress.close()
     print(outcome.describe())

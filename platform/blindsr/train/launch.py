@@ -1,12 +1,9 @@
 """The driver side of training: ``fit(cfg)`` connects to (or starts) Ray, resolves paths, chooses the
 checkpoint to resume from, builds the task stream and a ``TorchTrainer``, and restarts failed attempts.
 
-Restarts are the driver's, not Ray Train's (``FailureConfig(max_failures=0)`` per attempt, up to
-``train.max_failures`` retries here): each attempt reads the newest checkpoint that reads whole, starts the
-stream at the first task after that checkpoint's step and tells the workers to restore exactly that
-checkpoint. So a run with a restart from step j trains on the same task ids as a run without one: the first
-batch after the restart is step j + 1's (Ray Train's own restart would replay the stream from its start).
-Re-running with the same ``cfg.name`` resumes the same way.
+Restarts are the driver's (Ray Train's ``max_failures=0`` per attempt): each attempt resumes from the newest whole
+checkpoint with the stream started right after its step, so a restarted run trains on the same tasks as one that
+never failed. An error a restart would repeat (a worker's ``ValueError``/``TypeError``) is not retried.
 """
 
 from __future__ import annotations
@@ -14,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import posixpath
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +21,16 @@ import ray
 import ray.train
 from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
-from ray.util.annotations import RayDeprecationWarning
 
 from blindsr import console
 from blindsr.artifacts import checkpoint
 from blindsr.config import Config, ConfigError, apply_overrides, to_dict
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.feed import stream_columns
-from blindsr.data.plan import local_cluster, plan_resources
+from blindsr.data.plan import plan_resources
 from blindsr.data.stream import train_dataset
+from blindsr.errors import UserError
+from blindsr.ray_session import ensure_ray
 from blindsr.tracking import close_run, experiment_name, resolve_uri
 from blindsr.train.progress import ProgressFeed
 from blindsr.train.runner import LoopHook
@@ -54,13 +50,26 @@ __all__ = [
 ]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """Too many NaN/Inf losses in a row; the message names the step and the last good checkpoint, and
     ``outcome`` is the run's :class:`TrainOutcome` (what was tracked, where the checkpoints are)."""
 
     def __init__(self, message: str, outcome: TrainOutcome | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
+
+
+class WorkerError(UserError, RuntimeError):
+    """A train worker raised an error a restart would raise again (a ``ValueError`` or ``TypeError``): not retried."""
+
+
+def deterministic(error: BaseException) -> BaseException | None:
+    """The first worker failure of ``error`` that is a ``ValueError`` or ``TypeError`` (Ray's wrapper unwrapped)."""
+    for failure in getattr(error, "worker_failures", {}).values():
+        cause = getattr(failure, "cause", None) or failure
+        if isinstance(cause, ValueError | TypeError):
+            return cause
+    return None
 
 
 @dataclass
@@ -86,30 +95,6 @@ class TrainOutcome:
             f"tracking: {self.tracking}",
         ]
         return "\n".join(lines)
-
-
-def ensure_ray(local_cpus: int | None = None) -> None:
-    """Connect to the cluster of ``$RAY_ADDRESS`` (set by ``ray job submit``), else start a local Ray.
-
-    Locally at least 4 logical CPUs are declared: a train worker, degradation actors and Ray Data's read
-    tasks must all get a CPU slot (ray-project/ray#44687), even on a 2-core laptop.
-    """
-    if not console.verbose():  # importing Ray put its own "show once per module" filter in front of ours
-        warnings.filterwarnings("ignore", category=RayDeprecationWarning)  # e.g. from Ray Train's own calls
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(**console.ray_init_options())
-    else:
-        # address="local": never join a `ray start` cluster by accident (set RAY_ADDRESS to use one).
-        # The dashboard serves the state API, which Ray Train's placement-group cleaner needs: without it the
-        # CPUs of a trainer killed mid-run (a trial ASHA stops) stay reserved and later trials wait for ever.
-        ray.init(
-            address="local",
-            num_cpus=local_cpus or int(local_cluster()["CPU"]),
-            include_dashboard=True,
-            **console.ray_init_options(),
-        )
 
 
 def resolve_paths(cfg: Config, project_dir: str | Path | None = None) -> Config:
@@ -262,6 +247,10 @@ def fit(
             try:
                 result = trainer.fit()
             except ray.train.TrainingFailedError as e:
+                if cause := deterministic(e):  # a restart would raise it again
+                    close_run(cfg.tracking.tracking_uri or "", experiment_name(cfg.model.name, cfg.tracking.experiment),
+                              cfg.name, "FAILED")  # fmt: skip
+                    raise WorkerError(f"a train worker raised {type(cause).__name__}: {cause}") from e
                 if attempt == cfg.train.max_failures:
                     close_run(cfg.tracking.tracking_uri or "", experiment_name(cfg.model.name, cfg.tracking.experiment),
                               cfg.name, "FAILED")  # fmt: skip
