@@ -1,1 +1,1 @@
-"""HR image sources, task sampling and benchmark readers (no Ray in these modules)."""
+"""HR image sources, the node's pool, task rows, the stream and its consumer; ``stream`` is the only Ray module."""

@@ -1,2 +1,2 @@
-"""Training side: pure optimisation steps (``step``), optimisers (``optim``), gradient averaging
-(``distributed``); ``loop`` is the only module that imports ``ray.train``."""
+"""Training side: pure optimisation steps (``step``), the loop core (``runner``), optimisers (``optim``), gradient
+averaging (``distributed``); ``launch``, ``worker`` and ``progress`` are the only modules that import Ray."""
