@@ -1,19 +1,10 @@
 """ONNX export of the test-time network, checked against PyTorch with onnxruntime.
 
-What is exported is exactly what :func:`blindsr.models.inference.conditioned` runs, at batch 1 with dynamic height and
-width (the per-sample dynamic convolutions of DASR/CDSR fold the batch into ``groups``, which an exported
-graph fixes; CMDSR's modulation is an ordinary conv of a scaled input and has no such limit):
-
-* plain models and CDSR / DASR: one graph ``lr (1, 3, h, w) → sr (1, 3, s·h, s·w)``; the degradation
-  encoder is inside it and reads the same ``lr``.
-* CMDSR: two graphs, because its self-support is n *random* crops of the LR, which a graph cannot draw:
-  ``<name>.onnx`` maps ``lr`` and ``condition (1, 128)`` to ``sr``, and ``<name>.condition.onnx`` maps
-  ``support (1, n, 3, p, p)`` (n crops of the LR, p = min(32, h, w), as in ``cmdsr.self_support``) to the
-  condition. The condition is computed once per image and reused for every tile.
-
-All inputs and outputs are float32 in [0, 1]. onnx, onnxscript and onnxruntime come with ``pip install
-'blindsr[onnx]'`` (the test extra includes it). No Ray or MLflow here.
-"""
+Exports exactly what :func:`blindsr.models.inference.conditioned` runs, at batch 1 with dynamic height and width:
+plain models and CDSR / DASR as one graph ``lr (1, 3, h, w) → sr (1, 3, s·h, s·w)``; CMDSR as two, ``<name>.onnx``
+(``lr``, ``condition (1, 128)`` → ``sr``) and ``<name>.condition.onnx`` (``support (1, n, 3, p, p)`` → condition),
+since a graph cannot draw its random self-support crops. Inputs and outputs are float32 in [0, 1]; needs ``pip
+install 'blindsr[onnx]'``. No Ray or MLflow here."""
 
 from __future__ import annotations
 

@@ -1,30 +1,11 @@
 """Search-space files (``search_spaces/*.yaml``): parsing, validation against the config schema, expansion.
 
-Pure (no Ray, no MLflow); :mod:`blindsr.tune` turns a :class:`Space` into Tune's ``param_space``. A file is one
-flat mapping::
-
-    title: "CMDSR Table VIII: alternating step t0 (x4 PSNR, Set5 Middle)"
-    family: cmdsr                  # the preset is <family>_<budget>, budget = smoke | demo | paper
-    base: {loss.lambda_res: 0.1}   # dotted overrides for every trial (optional)
-    budgets: {paper: {scale: 2}}   # dotted overrides for one budget only (optional)
-    rows:                          # the table's rows: a grid over labelled settings (optional)
-      - label: "t0 = 10"
-        set: {optim.t0: 10}        # tied keys live together: {model.support_size: 10, data.patches_per_task: 20}
-        budgets: {paper: {...}}    # per-budget settings of this row (optional)
-        paper: {Set5: 27.10}       # the paper's PSNR (or [PSNR, SSIM]) per test set (optional)
-    space:                         # further dimensions: dotted key → one distribution (optional)
-      optim.lr: {loguniform: [1.0e-4, 3.0e-3]}   # also uniform: [lo, hi], choice: [...], grid: [...]
-    num_samples: 1                 # Tune samples per grid point
-    metric: val/psnr_y             # what the scheduler and "best" use; mode: max | min
-    scheduler: fifo                # or {asha: {grace_fraction: 0.2, reduction_factor: 3}}
-    evaluate: {protocol: cmdsr, degradations: [middle], sets: [Set5], crop: null}
-
-The file's keys are the fields of the dataclasses below and parse through the config loader
-(``config.from_dict``: unknown keys with "did you mean", wrong types, each class's ``problems()``). Then every
-dotted key is checked for every budget, every row, every grid value and both bounds of a continuous range
-(:func:`validate`), so an error names the file and the key before Ray starts.
-Trials = len(rows) × Π len(grid) × num_samples × seeds (``jobs/sweep.py --seeds``: each trial's own seed + 0..N-1).
-"""
+Pure (no Ray, no MLflow); :mod:`blindsr.tune` turns a :class:`Space` into Tune's ``param_space``. A file is one flat
+mapping whose keys are the fields of the dataclasses below (title, family, base, budgets, rows, space, num_samples,
+metric, scheduler, evaluate; every file in ``search_spaces/`` is an example). It parses through
+``config.from_dict``, then :func:`validate` checks every dotted key for every budget, row, grid value and range
+bound, so an error names the file and the key before Ray starts. Trials = len(rows) × Π len(grid) × num_samples ×
+seeds."""
 
 from __future__ import annotations
 

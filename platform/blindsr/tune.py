@@ -1,22 +1,10 @@
 """Ray Tune sweeps: ``Tuner`` → ``driver(trial)`` → ``TorchTrainer`` → ``train_fn_per_worker``.
 
-In Ray 2.60 (Train V2) a ``TorchTrainer`` cannot be handed to a ``Tuner``; each trial runs :func:`driver`, a
-function trainable that builds the trial's config and calls ``train.launch.fit`` with ``TuneReportCallback``, so
-Tune sees rank 0's ``{"step", "val/psnr_y"}`` at every validation (what ASHA prunes on). The driver then
-evaluates the trial's final checkpoint with the file's protocol in a Ray task (on a GPU when training used
-one) and reports ``eval/<protocol>/<set>/<degradation>/{psnr,ssim}_y``.
-
-Resources: one trial = the driver (``TRIAL_DRIVER_CPUS``) + its train workers + its degradation actors + Ray Data's
-read CPU. ``max_concurrent_trials`` is how many such trials the cluster holds, and each trial's data plan is
-sized from its share of the cluster, so trials never starve each other or their actors (ray#44687).
-
-MLflow: one parent run per sweep (experiment ``tracking.experiment``, default ``blindsr-sweeps``, always
-passed explicitly: no ``mlflow.set_experiment``, no ``MLFLOW_EXPERIMENT_ID``), one child run per trial nested
-by the tag ``mlflow.parentRunId``; the parent gets the search-space file and the results table. A sweep's
-own files (``sweep.json``, ``space.yaml``, ``results.{md,csv}``) go to ``<project>/outputs/sweeps/<name>``;
-the Tune state goes to ``<train.storage_path>/<name>``, from where ``resume=True`` continues it
-(``Tuner.restore``: finished trials are kept, unfinished and errored ones resume from their last checkpoint).
-"""
+Each trial runs :func:`driver`, a function trainable that calls ``train.launch.fit`` with ``TuneReportCallback``
+(Tune sees rank 0's ``val/psnr_y``, what ASHA prunes on), then evaluates the final checkpoint with the file's
+protocol. A trial's resources (driver + train workers + actors) are sized from its share of the cluster. MLflow: one
+parent run per sweep, one nested child run per trial; the sweep's files go to ``<project>/outputs/sweeps/<name>``
+and the Tune state to ``<train.storage_path>/<name>`` (``resume=True`` continues it)."""
 
 from __future__ import annotations
 

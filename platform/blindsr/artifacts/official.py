@@ -1,36 +1,10 @@
-"""Official checkpoints → blindsr: the key layouts of the papers' own code and their translation.
+"""Official checkpoints → blindsr: the key layouts of the papers' own code (CMDSR, DASR, CDSR) and their translation.
 
 Pure (no Ray, no MLflow): a state dict in, a :class:`ModelConfig`, a scale and a blindsr state dict out. Every
-official key is either translated or dropped for a stated reason; a key no rule knows is an error naming it, so
-a checkpoint of another architecture is refused rather than half-loaded.
-
-* **CMDSR** (guanghaoyin/CMDSR ``models/CMDSR.py``, MIT). ``CMDSR.state_dict()``:
-  ``sr_net.input_conv`` → ``base.head``; ``sr_net.backbone.{i}.conv{1,2}`` → ``base.blocks.{i}.conv{1,2}``;
-  ``sr_net.upsampler.{j}`` → ``base.up.{j}``; ``sr_net.output_conv`` → ``base.tail``;
-  ``sr_net.modulations.modulations.{m}`` (EqualLinear, bias init 1) → ``modulation.heads.{m}``;
-  ``condition_net.condition.{j}`` (VGG convs at 0, 2, 5, 7) → ``condition_net.body.{j}``. Both store the
-  equalized-lr weights as N(0, 1) with the 1/√fan-in scale applied at run time, and both read 0–255 inside, so
-  the values copy as they are.
-* **DASR** (LongguangWang/DASR ``model/blindsr.py``, MIT; ``BlindSR``, saved from EDSR-PyTorch's trainer):
-  ``G.head.0`` → ``generator.head``; ``G.compress.0``; ``G.body.{g}.body.{b}.{da_conv1,conv1,da_conv2,conv2}``
-  → ``generator.groups.{g}.blocks.{b}…`` (``ca.conv_du.{j}`` → ``ca.{j}``); ``G.body.{g}.body.{n_blocks}`` →
-  ``generator.groups.{g}.conv``; ``G.body.{n_groups}`` → ``generator.body_tail``; ``G.tail.0.{j}`` →
-  ``generator.up.{j}``; ``G.tail.1`` → ``generator.tail``; ``E.encoder_{q,k}.E.{3j}`` / ``.E.{3j+1}`` (conv / BN
-  of layer j) → ``encoder.encoder_{q,k}.features.0.{j}.{0,1}``; ``E.encoder_{q,k}.mlp.{j}`` → ``….head.{j}``;
-  ``E.queue``, ``E.queue_ptr``. Dropped: ``G.sub_mean``/``G.add_mean`` (frozen DIV2K mean shifts, a buffer here;
-  checked equal). The released ``model_600.pt`` files leave out ``E.encoder_k`` and the queue: the key
-  encoder then starts as a copy of the query encoder (MoCo's own initialisation) and the queue stays random.
-* **CDSR** (ZhouYiiFeng/CDSR ``model/CDSR.py``; no licence: read, nothing copied; :func:`cdsr_layout` writes
-  its keys and shapes down). ``G.compress.{j}``, ``G.conv_first``, ``G.trunk_conv`` keep their names under
-  ``generator.``; ``G.RRDB_trunk.{b}.SFT.fc.{j}`` → ``generator.trunk.{b}.sft.{j}``; ``….SFT.dab.{da_conv1,
-  da_conv2}.sf_attn.{query,key,value}_conv`` / ``.gamma`` → ``generator.trunk.{b}.fuse.{…}.attention.{query,key,
-  value}`` / ``.gamma``; ``….dab.{…}.{kernel.j,conv,ca.conv_du.j}`` → ``….fuse.{…}.{kernel.j,conv,ca.j}``;
-  ``….dab.conv{1,2}`` → ``….fuse.conv{1,2}``; ``….RDB{r}.conv{c}`` → ``….rdbs.{r−1}.convs.{c−1}``;
-  ``G.upsampler.0`` → ``generator.upsample.0``; ``E.encoder_{q,k}.conv{i}`` / ``pconv{i}`` (``.conv1``, ``.bn1``)
-  → ``encoder.encoder_{q,k}.features.pixel.{i−1}`` / ``features.patch.{i−1}`` (``.0``, ``.1``); ``mlp1`` →
-  ``features.fusion``; ``feature_bank`` → ``csc.codebook``; ``fc_q``, ``fc_k`` → ``csc.fc_q``, ``csc.fc_k``;
-  ``mlp`` → ``head``; ``E.queue``, ``E.queue_ptr``. Both encoders read [0, 1] (``BlindSR`` divides by 255).
-"""
+official key is either translated or dropped for a stated reason; a key no rule knows is an error naming it, so a
+checkpoint of another architecture is refused rather than half-loaded. Each layout's key mapping is in
+:data:`CMDSR_RULES`, :data:`DASR_RULES` and :data:`CDSR_RULES`; CDSR's code has no licence, so :func:`cdsr_layout`
+writes its keys and shapes down and nothing is copied."""
 
 from __future__ import annotations
 

@@ -1,20 +1,9 @@
 """``degrade_many``: many (HR crops, spec) units degraded together: the k tasks of a training step at once.
 
-:func:`blindsr.degradations.pipeline.degrade` degrades one task (its n crops share one spec). A train worker
-that degrades its own batch (``scaling.degrade_on: trainer``) has k tasks with k different specs; calling
-``degrade`` k times launches k small pipelines. Here units with the same shape and pipeline path form a group,
-and each stage runs once per group with per-unit operators stacked along a batch axis:
-
-* separable (isotropic or no) kernels: the per-unit banded axis matrices (:mod:`banded`), unit by unit and tile
-  by tile with the group's union of bands, exactly the products ``degrade`` makes;
-* other kernels with s-fold subsampling: one grouped strided convolution over only the kept pixels
-  (``blur.blur_subsample`` with a kernel per unit);
-* other kernels with bicubic: one grouped blur, the shared resize, the margin crop;
-* ``cv2_cubic`` (OpenCV, CPU) and JPEG stay per unit.
-
-Noise is drawn per unit from its seed on the CPU (as ``degrade``) and added to that unit's LR on the device.
-On the CPU every unit's pixels equal ``degrade(hr, spec, margin)`` exactly (tested); on CUDA within one level.
-"""
+Units with the same shape and pipeline path form a group, and each stage runs once per group with per-unit operators
+stacked along a batch axis (banded axis matrices, a grouped strided or plain blur, the shared resize); ``cv2_cubic``
+and JPEG stay per unit. Noise is drawn per unit from its seed on the CPU, as in ``degrade``. On the CPU every unit's
+pixels equal ``degrade(hr, spec, margin)`` exactly (tested); on CUDA within one level."""
 
 from __future__ import annotations
 

@@ -1,15 +1,9 @@
 """Gaussian blur kernels, as numpy float64 arrays that sum to 1.
 
-Coordinates: x runs along columns, y along rows; θ (radians) rotates the first principal axis
-(eigenvalue λ1) counter-clockwise from the x axis: Σ = R(θ)·diag(v1, v2)·R(θ)ᵀ.
-Two conventions for λ exist in the literature and both are supported explicitly:
-
-* ``eig_var``   (CMDSR, CDSR/MANet, KAIR): λ1, λ2 are the covariance eigenvalues (variances).
-* ``sigma_std`` (DASR, BasicSR): λ1, λ2 are standard deviations; the variances are λ².
-
-Like MATLAB's ``fspecial('gaussian')`` and MANet's kernels, values below eps·max are zeroed before
-normalisation (no visible effect, but bit-compatible with the references).
-"""
+x runs along columns, y along rows; θ (radians) rotates the first principal axis counter-clockwise from x: Σ =
+R(θ)·diag(v1, v2)·R(θ)ᵀ. ``eig_var`` (CMDSR, CDSR/MANet, KAIR): λ are variances; ``sigma_std`` (DASR, BasicSR): λ
+are standard deviations. Values below eps·max are zeroed before normalisation, as MATLAB's ``fspecial('gaussian')``
+and MANet do."""
 
 from __future__ import annotations
 

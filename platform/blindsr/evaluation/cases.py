@@ -1,15 +1,9 @@
 """What an evaluation scores: test cases (an LR image, its HR and where they come from) of a protocol.
 
-* Generated protocols (``TEST_PRESETS``: ``cmdsr``, ``cdsr9``, ``gaussian8``, ``dasr_iso``, ``dasr_aniso``, …;
-  ``docs/protocols.md``) degrade HR test images with fixed specs; with
-  ``cache_dir`` the LR images are generated once and kept with their spec (``data.benchmarks.cached_lr``) in a
-  folder keyed by a digest of the HR pixels, so repeated runs compare the same pixels. ``div2krk`` reads
-  LR + GT pairs.
-* A set of images is named after where it comes from: ``corpus`` for the built-in corpus, else its folder.
-* The oracle support of a conditional model (CMDSR) is n seeded 32×32 crops of the LR images of the *other*
-  images of the same test set under the *same* degradation: clean HR content degraded exactly like the query
-  but not the query itself (the training-time support). A set of one image falls back to the image itself.
-"""
+Generated protocols (``TEST_PRESETS``; ``docs/protocols.md``) degrade HR test images with fixed specs, cached per HR
+digest when ``cache_dir`` is given; ``div2krk`` reads LR + GT pairs. A set is named after where it comes from.
+CMDSR's oracle support is n seeded 32×32 crops of the *other* images of the set under the same degradation (the
+image itself for a set of one)."""
 
 from __future__ import annotations
 

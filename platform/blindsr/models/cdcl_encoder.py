@@ -1,13 +1,9 @@
 """CdCL's degradation encoder (Yuan et al., TIP 2025): DASR's six-conv estimator trained by FastMoCo, a
 negative-free multi-crop contrastive scheme with a momentum (EMA) target network.
 
-Training reads a task's m crops (B, m, 3, h, w) that share one degradation per row. For each crop i the online
-estimator embeds its four h/2 × w/2 quarters, every pair of quarter embeddings is averaged (C(4, 2) = 6 mixes),
-and projector → predictor give p_i (6, B, 256). The EMA estimator + projector give one target z_j (B, 256) per
-whole crop. For every i ≠ j and mix, row b's prediction should match row b's target among the batch's targets:
-logits p̂·ẑᵀ / T (B, B), labels b, cross-entropy averaged over all rows (the official ``InfoNCE`` loss).
-The conditioning path at test time is the online estimator's feature map (B, 256, ⌈h/4⌉, ⌈w/4⌉).
-"""
+Training reads a task's m crops (B, m, 3, h, w) sharing one degradation; the online estimator's quarter-crop mixes
+predict (6, B, 256) and the EMA target embeds each whole crop (B, 256); the loss is the official ``InfoNCE`` over
+the batch. At test time the condition is the online estimator's feature map (B, 256, ⌈h/4⌉, ⌈w/4⌉)."""
 
 from __future__ import annotations
 

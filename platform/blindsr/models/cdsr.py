@@ -1,16 +1,9 @@
 """CDSR (Zhou et al., ACM MM 2022): LPE + CSC encoder in MoCo, RRDB-SFT trunk with DQA fusion blocks.
 
-Follows ``spec/cdsr.md`` (b). The generator works on [0, 1] images (the official code divides its 0–255
-input by 255 and multiplies the output back), with no mean shift:
-
-- compress: 4 × [Linear 256→256 + PReLU (one slope)] maps the encoder embedding to e, shared by all blocks;
-- conv_first 3→64 → n_blocks × :class:`RRDBSFT` → trunk_conv → + conv_first output;
-- upsampler: one conv 64→3·s² → PixelShuffle(s), no activation.
-
-Parameters (query encoder + generator; the key encoder and queue are not trainable) at ×2: 5,241,238 /
-8,237,983 / 13,232,558 for 2 / 5 / 10 blocks (the paper's 5.24M / 8.24M / 13.23M). One RRDB-SFT block
-998,915.
-"""
+Follows ``spec/cdsr.md`` (b). The generator works on [0, 1] images with no mean shift: compress (4 × Linear 256→256
++ PReLU) → conv_first 3→64 → n_blocks × :class:`RRDBSFT` → trunk_conv → + conv_first → conv 64→3·s² →
+PixelShuffle(s). Trainable parameters at ×2: 5,241,238 / 8,237,983 / 13,232,558 for 2 / 5 / 10 blocks (the paper's
+5.24M / 8.24M / 13.23M)."""
 
 from __future__ import annotations
 

@@ -1,27 +1,9 @@
 """Degradation encoders: CDSR's LPE + CSC (Zhou et al., ACM MM 2022), DASR's six-conv encoder, MANet's estimator.
 
-An :class:`Encoder` maps an LR image (B, 3, h, w) in [0, 1] to ``(embedding, projection)``, both (B, 256):
-the embedding conditions the SR network, the projection head's output feeds MoCo. Each reads the image on its
-official code's scale (``input_scale``): CDSR's and MANet's in [0, 1] (CDSR's ``BlindSR.forward`` divides by 255
-first), DASR's on 0–255; none has a mean shift. From scratch the scale is immaterial to the BatchNorm encoders (BN
-absorbs it); it matters for the running statistics of imported official checkpoints. MANet's has no BatchNorm.
-
-Structure (``spec/cdsr.md`` (b), ``spec/cmdsr_dasr_basicsr.md`` §2.1), "block" = Conv (bias) → BN → LReLU(0.1):
-
-- LPE pixel-wise branch El: blocks 3→64 k7, 64→64 k1, 64→128 k3 s2, 128→128 k1, 128→256 k7, 256→256 k1;
-  global average pool. 1,777,472 parameters.
-- LPE patch-wise branch Ep: blocks 3→64 k12 s12 (non-overlapping 12×12 patch embedding; leftover rows and
-  columns dropped), then 64→64, 64→128, 128→256 k3; global average pool. 434,688 parameters.
-- LPE fusion: concat [El, Ep] (pixel first) → Linear 512→256 → LReLU(0.1) → Linear 256→256 = f.
-  With one branch switched off (Table 3) the first Linear takes 256 inputs.
-- CSC: E_a = softmax(fc_q(f) · fc_k(C_b)ᵀ) · C_b, codebook C_b = Embedding(L, 256) with N(0, 1) init, no
-  scaling or temperature (Table 11 varies L). Without CSC (Table 3, Model 2) the embedding is f.
-- DASR encoder: blocks 3→64, 64→64, 64→128 s2, 128→128, 128→256 s2, 256→256 (all k3); global average
-  pool. 1,147,200 parameters. Used with CSC off, this is DASR's encoder; with CSC on, CDSR's Table 4 "E_dasr".
-- MANet encoder (Table 4 "E_manet", :mod:`blindsr.models.manet_encoder`): MANet's kernel estimator, the mean of
-  its per-pixel 21×21 kernels, Linear 441→256 → LReLU(0.1) → Linear 256→256. 1,989,305 parameters.
-- Projection head on the embedding: Linear 256→256 → LReLU(0.1) → Linear 256→256 (131,584 parameters).
-"""
+An :class:`Encoder` maps an LR image (B, 3, h, w) in [0, 1] to ``(embedding, projection)``, both (B, 256): the
+embedding conditions the SR network, the projection head's output feeds MoCo. Each reads the image on its official
+code's scale (``input_scale``: CDSR and MANet [0, 1], DASR 0–255). Layer by layer: ``spec/cdsr.md`` (b) and
+``spec/cmdsr_dasr_basicsr.md`` §2.1; parameter counts are pinned in ``tests/test_models_cdsr.py``."""
 
 from __future__ import annotations
 

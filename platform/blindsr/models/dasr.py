@@ -1,14 +1,9 @@
 """DASR (Wang et al., CVPR 2021): a MoCo-trained degradation encoder conditions a DA-group SR network.
 
-Follows ``spec/cmdsr_dasr_basicsr.md`` §2.1–2.3. Generator, on the 0–255 scale with the DIV2K mean
-subtracted: head conv 3→64 → 5 DAGs → conv → + head → EDSR upsampler → conv 64→3 → + mean. A DAG is
-5 DABs (:class:`~blindsr.models.fusion.FuseBLK` with DA_conv, CA reduction 8) → conv → + input. The
-256-d encoder embedding is compressed once per forward by Linear 256→64 (no bias) + LReLU(0.1) and shared
-by every DA_conv. Parameters at ×4 / ×3 / ×2: 4,690,499 / 4,727,427 / 4,542,787 trainable; the spec's
-4,690,523 / 4,727,451 / 4,542,811 include the official code's 24 frozen MeanShift conv values, which here
-are a 3-value buffer. Encoder (:class:`~blindsr.models.cdsr_encoder.Encoder` ``"dasr"``, no codebook):
-convs + BN 1,147,200, MLP head 131,584.
-"""
+Follows ``spec/cmdsr_dasr_basicsr.md`` §2.1–2.3. Generator, on 0–255 with the DIV2K mean subtracted: head → 5 DAGs
+(5 :class:`~blindsr.models.fusion.FuseBLK` with DA_conv each) → conv → + head → upsampler → conv 64→3 → + mean.
+Trainable parameters at ×4 / ×3 / ×2: 4,690,499 / 4,727,427 / 4,542,787 (the spec's counts are 24 higher: the
+official frozen MeanShift convs are a 3-value buffer here)."""
 
 from __future__ import annotations
 

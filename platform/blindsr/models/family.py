@@ -1,19 +1,9 @@
-"""The three model families and the one question every other module asks: ``family_of(model or config)``.
+"""The model families and the one question every other module asks: ``family_of(model or config)``.
 
-* ``plain``: ``model(lr) → sr`` (the BaseNets: SRResNet, VDSR, IDN, EDSR), trained with L1.
-* ``conditional`` (CMDSR): ``model(lr, support) → sr``, ``condition(support)``; trained task by task with the
-  task-contrastive loss and alternating optimisers over ``base_parameters`` / ``condition_parameters``.
-* ``contrastive`` (CDSR, DASR): a MoCo degradation encoder and a generator; ``contrastive_forward`` (joint
-  training), ``contrast`` (encoder pre-training), ``encoder.embed(lr)`` and ``generator(lr, embedding)``.
-* ``multicrop`` (CdCL): a degradation encoder trained on a task's m crops (negative-free FastMoCo) and a generator
-  reading the encoder's map; ``multicrop_forward`` (joint), ``multicrop_contrast`` (encoder stage), ``model(lr)``.
-* ``distilled`` (KDSR): a teacher encoder that reads LR and HR, a student encoder that reads LR only, one generator;
-  ``teacher_forward(lr, hr)`` (teacher stage), ``student_forward(lr)`` + ``teacher_idr`` (distillation), ``model(lr)``.
-
-A class claims a family with a class attribute ``family``; :func:`check_family` (called by ``build_model``)
-fails at build time when it lacks a method its family needs, so a contrastive model without
-``contrastive_forward`` can no longer be trained silently with the plain L1 step. No Ray or MLflow here.
-"""
+``plain`` (``model(lr)``, L1), ``conditional`` (CMDSR: ``model(lr, support)``), ``contrastive`` (CDSR, DASR: MoCo
+encoder + generator), ``multicrop`` (CdCL) and ``distilled`` (KDSR: teacher and student encoders). A class claims a
+family with a class attribute ``family``; :func:`check_family` (called by ``build_model``) fails at build time when
+it lacks a method its family needs (:data:`REQUIRED`). No Ray or MLflow here."""
 
 from __future__ import annotations
 

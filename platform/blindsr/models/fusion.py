@@ -1,18 +1,9 @@
 """How a per-sample degradation vector d (B, C) enters SR features x (B, C, H, W).
 
-- :class:`DAConv`: DASR's DA_conv. A per-sample, per-channel 3×3 depthwise kernel predicted from d, then
-  LReLU and a 1×1 conv, plus channel attention on x computed from d. DASR uses CA reduction 8.
-- :class:`DQA`: CDSR's Domain Query Attention. The same with CA reduction 2, but the kernel is predicted
-  from z = γ·CrossModalAttention(x̄, d) + d (γ starts at 0, so at init DQA is DA_conv).
-- :class:`AdaIN`: the Table-5 alternative. An MLP maps d to a per-channel scale and bias of the
-  instance-normalised x.
-- ``"dynconv"`` (Table 5, and Table 3 "Model 3, without DQA", which has the same numbers) is DQA without
-  the cross-modal attention: :class:`DAConv` with CDSR's CA reduction 2.
-
-:class:`FuseBLK` is DASR's DAB with one of these modules in its two slots (CDSR's FuseBLK holds two DQAs;
-DASR's DAB holds two DA_convs, ``fusion="daconv"``). Parameter counts (C = 64) are in ``spec/cdsr.md``
-and ``spec/cmdsr_dasr_basicsr.md`` §2.3: DA_conv 46,144, DAB 166,144, DQA 61,697, FuseBLK 197,250.
-"""
+:class:`DAConv` (DASR's DA_conv: a per-sample depthwise 3×3 kernel and channel attention from d), :class:`DQA`
+(CDSR's Domain Query Attention: the kernel predicted from γ·CrossModalAttention(x̄, d) + d), :class:`AdaIN` (CDSR
+Table 5's alternative) and ``"dynconv"`` (DQA without the attention). :class:`FuseBLK` is DASR's DAB with one of
+them in its two slots. Parameter counts: ``spec/cdsr.md``, ``spec/cmdsr_dasr_basicsr.md`` §2.3."""
 
 from __future__ import annotations
 

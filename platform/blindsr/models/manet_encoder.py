@@ -1,26 +1,10 @@
 """MANet's kernel estimator (Liang et al., ICCV 2021) as a degradation encoder: CDSR Table 4's "E_manet".
 
-MANet predicts a blur kernel for every LR pixel with mutual affine convolutions (official code
-JingyunLiang/MANet, ``codes/models/modules/MANet_arch.py``: MAConv, MABlock, and the kernel-estimation net
-``MANet`` that ``MANet_s1`` / ``MANet_s3`` build with their option files' ``manet_nf`` 128, ``manet_nb`` 1,
-``split`` 2, kernel size 21). The CDSR paper does not say how it turned that estimate into the embedding its
-SR network reads; here:
-
-- :class:`KernelEstimator` is the official KE net layer for layer (its weights load one-to-one,
-  ``tests/test_manet_encoder.py``): replicate-pad bottom/right to a multiple of 8 → head conv 3→128 k3 →
-  down: MAB(128), conv 128→256 k2 s2 → body: MAB(256) → up: (+ down's output) convT 256→128 k2 s2,
-  MAB(128) → tail: (+ head's output) conv 128→441 k3 → crop → softmax over the 441 channels, a 21×21
-  kernel per LR pixel. 1,810,361 parameters (MANet's 9.9M in CDSR Table 6 adds its RRDB-SFT SR network).
-- :class:`MANetFeatures` averages the kernel maps over the image, scales the mean kernel by 441 (a uniform
-  kernel reads as ones, so the first Linear sees inputs of order one, like the other encoders' pooled
-  features), then Linear 441→256 → LReLU(0.1) → Linear 256→256 = f. Mean then Linear is a learned
-  per-pixel kernel code pooled over the image; MANet's own SR network reads a PCA code of each pixel's
-  kernel. 178,944 parameters, 1,989,305 in all.
-
-:class:`~blindsr.models.cdsr_encoder.Encoder` ``"manet"`` adds CSC and the projection head (2,514,617
-parameters with the codebook). MANet reads [0, 1] images and has no BatchNorm. Here the estimator learns
-from L1 + InfoNCE alone; MANet's stage 1 trains it against the true kernels, which a blind task does not have.
-"""
+:class:`KernelEstimator` is the official KE net of JingyunLiang/MANet layer for layer (its weights load one-to-one):
+an LR image (B, 3, h, w) in [0, 1] → a softmax-normalised 21×21 kernel per LR pixel (B, 441, h, w).
+:class:`MANetFeatures` averages the kernel maps over the image (×441) and maps them by Linear 441→256 → LReLU(0.1) →
+Linear 256→256 to the embedding (B, 256). How CDSR turned the estimate into an embedding is not in its paper; this
+is our choice. Here the estimator learns from L1 + InfoNCE alone (no true kernels in a blind task)."""
 
 from __future__ import annotations
 

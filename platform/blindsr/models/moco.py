@@ -1,17 +1,9 @@
 """MoCo (He et al., CVPR 2020) as DASR and CDSR use it, and the SR model built around it.
 
-:class:`MoCo` wraps any encoder whose ``forward(x)`` returns ``(embedding, projection)``: a query encoder,
-a momentum key encoder (a frozen copy updated as θ_k ← m·θ_k + (1 − m)·θ_q on every training forward,
-before the keys are computed), and a queue of K L2-normalised keys (initialised from randn, normalised per
-column). Logits are [q·k⁺ | q·queue] / T with the positive in column 0, so the InfoNCE labels are zeros.
-No shuffle-BN (neither paper uses it).
-
-Data-parallel training: the model code never talks to torch.distributed. A distributed caller sets
-``moco.key_gather`` to a function that all-gathers the batch's keys (n, dim) → (world·n, dim) in rank
-order; every worker then enqueues the same keys, so the queues stay identical as long as the workers
-start from the same weights and queue and average their gradients. :meth:`MoCo.enqueue` is public for
-callers that manage the queue themselves.
-"""
+:class:`MoCo` wraps an encoder returning ``(embedding, projection)``: a query encoder, a momentum key encoder and a
+queue of K normalised keys; logits (B, 1 + K) = [q·k⁺ | q·queue] / T, positive in column 0. No shuffle-BN. The model
+never talks to torch.distributed: a distributed caller sets ``moco.key_gather`` to an all-gather of the keys (n,
+dim) → (world·n, dim), so every rank enqueues the same keys and the queues stay identical."""
 
 from __future__ import annotations
 

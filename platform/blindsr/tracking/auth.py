@@ -1,17 +1,9 @@
 """Credentials for an authenticated MLflow server (``mlflow server --app-name basic-auth``) and its users.
 
-The client side reads MLflow's own variables, ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` or
-``MLFLOW_TRACKING_TOKEN``, from the environment of every process that talks to the server (Ray workers inherit
-them from their node: a KubeRay Secret, the launcher's env file, or the local driver). They are never part of
-a config, so never a param, a tag, a log line or an artifact (the config refuses a tracking URI with a password).
-
-A refusal is told apart from an outage: HTTP 401 (no or wrong credentials) and 403 (a user without the right
-permission) read "not authorised" and name what to set, never "unreachable".
-
-Users (an admin's job, ``jobs/mlflow_users.py``): ``train`` users may write every existing ``blindsr`` experiment
-and registered model (and own what they create); ``read`` users get the server's default permission, READ,
-so they can load ``models:/…@champion`` but not log, register or move an alias.
-"""
+Clients read MLflow's own variables (``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` or ``_TOKEN``) from the
+environment, never from a config, so they never reach a param, tag, log line or artifact. HTTP 401/403 read "not
+authorised" and name what to set, never "unreachable". Users (``jobs/mlflow_users.py``): ``train`` users write the
+``blindsr`` experiments and registered models; ``read`` users get READ (load ``models:/…@champion``, nothing more)."""
 
 from __future__ import annotations
 

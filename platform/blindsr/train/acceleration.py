@@ -1,13 +1,8 @@
 """Layout and compilation of the model a worker trains: ``train.channels_last`` and ``train.compile``.
 
-Both take ``true``, ``false`` or ``null`` (on when the worker trains on CUDA, off on CPU; the paper presets
-use ``null``). ``channels_last`` converts the whole model to NHWC, which convolutions on tensor cores prefer;
-activations follow the weights' layout. ``compile`` wraps the forward of the SR network
-(``models.family.sr_network``: the BaseNet, the generator or the plain model) in ``torch.compile``; the
-encoder and ConditionNet run once per task and stay eager. A network that does not compile falls back to
-eager on its first call with one logged reason, and training goes on. The state_dict keys do not change,
-so checkpoints and the registry see the plain model. No Ray, no MLflow.
-"""
+Both take ``true``, ``false`` or ``null`` (on for CUDA, off for CPU). ``channels_last`` converts the model to NHWC;
+``compile`` wraps the SR network's forward (``models.family.sr_network``) in ``torch.compile``, falling back to
+eager with one logged reason if it does not compile. State-dict keys do not change. No Ray, no MLflow."""
 
 from __future__ import annotations
 

@@ -1,17 +1,9 @@
 """Gradient averaging across data-parallel ranks that overlaps the backward pass, for steps DDP cannot wrap.
 
-CMDSR alternates two optimisers over different losses and parameter sets, and CDSR/DASR train through
-methods other than ``forward`` with a momentum key encoder: neither is the one ``forward`` and one backward
-per step that ``DistributedDataParallel`` wraps. :class:`GradientAverager` does what DDP's reducer does, per
-optimiser update: the update's parameters are cut into buckets (reverse registration order, about
-``bucket_bytes`` each, as DDP's 25 MB); a post-accumulate-grad hook counts each parameter's gradient in, and a
-bucket whose gradients are all in is all-reduced asynchronously while backward continues. Buckets launch in
-index order on every rank, so the collectives match across ranks whatever order the hooks fire in. After
-backward the rest launch (a parameter the loss did not reach counts as a zero gradient, so every rank
-reduces the same layout), all are awaited, and each gradient becomes a view of its averaged bucket.
-
-The process group is the one Ray Train sets up (gloo on CPU, NCCL on GPU); with none, averaging is a no-op.
-"""
+CMDSR's two alternating optimisers and CDSR/DASR's non-``forward`` training methods are not what DDP wraps.
+:class:`GradientAverager` does what DDP's reducer does, per optimiser update: parameters in buckets of about
+``bucket_bytes``, each bucket all-reduced asynchronously once its gradients are in, launched in index order on every
+rank. The process group is the one Ray Train sets up (gloo on CPU, NCCL on GPU); with none, averaging is a no-op."""
 
 from __future__ import annotations
 

@@ -1,16 +1,8 @@
 """Mixed precision for a training step: autocast around the forward, loss scaling for fp16. No Ray, no MLflow.
 
-``train.precision``:
-
-* ``fp32``: no autocast (the papers' numerics).
-* ``bf16``: ``torch.autocast(dtype=bfloat16)`` around the model forward, on CUDA and on CPU; no loss scaling
-  (bf16 has fp32's exponent range, so the papers' 0–255 L1 stays finite).
-* ``fp16``: autocast to float16 plus a ``GradScaler`` (CUDA only; there is no fp16 autocast worth having on CPU).
-
-Weights, optimiser state and checkpoints stay fp32 (autocast casts per op, it never changes parameters).
-Losses, metrics, the MoCo queue and the task-contrastive distances are computed in fp32: the steps cast the
-forward's outputs with :meth:`Precision.fp32` before any loss.
-"""
+``train.precision``: ``fp32`` (no autocast, the papers' numerics), ``bf16`` (autocast on CUDA and CPU, no loss
+scaling) or ``fp16`` (autocast plus a ``GradScaler``, CUDA only). Weights, optimiser state and checkpoints stay
+fp32; losses, metrics and the MoCo queue are computed in fp32 (the steps cast outputs with :meth:`Precision.fp32`)."""
 
 from __future__ import annotations
 

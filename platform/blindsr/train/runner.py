@@ -1,16 +1,9 @@
 """The training loop's core, without Ray or MLflow: ``run_steps(step_fn, batches, ...)``.
 
-The Ray worker (``blindsr.train.worker``) wraps it in a few lines: it hands over its dataset shard as
-``batches``, and three callables for what needs the outside world (``log`` to MLflow, ``validate`` on rank 0,
-``save`` a checkpoint through ``ray.train.report``). Tests drive it with an in-memory list of batches, so
-resume, the non-finite stop and the logging/validation/checkpoint cadence are checked in seconds.
-
-:class:`LoopHook` objects see the loop from inside: ``begin`` when an attempt starts (called by the worker,
-with the resolved config and the step it starts from), ``after_step`` after every counted step with the batch
-it trained on (called here). The reliability tests use them to
-reach a fault at a step they choose (a SIGKILL of this very process, a pause until a gate opens) and to record
-the task ids each step consumed; nothing in the user's config is a test hook.
-"""
+The Ray worker (``blindsr.train.worker``) hands over its dataset shard as ``batches`` and three callables (``log``,
+``validate`` on rank 0, ``save`` through ``ray.train.report``); tests drive it with an in-memory list of batches.
+:class:`LoopHook` objects see the loop from inside (``begin`` per attempt, ``after_step`` per counted step); the
+reliability tests use them to reach a fault at a chosen step. Nothing in the user's config is a test hook."""
 
 from __future__ import annotations
 

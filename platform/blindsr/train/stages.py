@@ -1,17 +1,9 @@
 """Staged training steps: a family's schedule as a list of stages, each with its own parameters, optimiser and
 loss, run in order by one step object. No Ray, no MLflow; the loop (``runner.run_steps``) sees one step function.
 
-Every two-stage family shares :meth:`StagedStep.two_stages`: ``optim.pretrain_steps`` iterations of the first
-stage at ``optim.lr_pretrain`` (×``pretrain_gamma`` at each of ``pretrain_milestones``), then the second stage
-at ``optim.lr`` on ``optim.schedule``, its milestones (or warm-up and cosine) counted from its own start.
-``optim.pretrain_shared_optimizer`` keeps one optimiser and its moments through both stages (the official DASR,
-CDSR and CdCL trainers); otherwise the first stage has an optimiser of its own (KDSR's teacher).
-
-* :class:`ContrastiveStep` (CDSR, DASR): encoder-only InfoNCE, then L1 + InfoNCE.
-* :class:`MultiCropStep` (CdCL): encoder-only multi-crop contrast, then L1 + contrast.
-* :class:`DistillationStep` (KDSR): the teacher (its encoder reads LR and HR) with L1, then the student (LR only)
-  with L1 + the distillation of the teacher's degradation representation.
-"""
+:meth:`StagedStep.two_stages`: ``optim.pretrain_steps`` of the first stage at ``optim.lr_pretrain``, then the second
+at ``optim.lr`` on ``optim.schedule``; ``optim.pretrain_shared_optimizer`` keeps one optimiser through both.
+:class:`ContrastiveStep` (CDSR, DASR), :class:`MultiCropStep` (CdCL), :class:`DistillationStep` (KDSR)."""
 
 from __future__ import annotations
 

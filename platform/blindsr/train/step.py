@@ -1,15 +1,9 @@
 """One optimisation step per batch of tasks, for each model family. No Ray, no MLflow.
 
-A batch is ``lr`` (k, m, 3, h, w) and ``hr`` (k, m, 3, s·h, s·w), float in [0, 1] on the training device:
-k tasks, each m patches sharing one degradation. Each step object owns its optimisers and schedulers,
-returns a dict of slash-named metrics, and checkpoints through ``state_dict``/``load_state_dict``.
-A step whose loss is NaN/Inf on any rank is skipped by all ranks and counted in ``nonfinite_in_a_row``.
-The multi-stage families (CDSR/DASR, CdCL, KDSR) build on :class:`Step` in ``train/stages.py``.
-
-Forwards run under the step's :class:`~blindsr.train.precision.Precision` (autocast) and their outputs are
-cast back to fp32 before every loss; after each step the optional :class:`~blindsr.train.ema.EMA` follows
-the weights.
-"""
+A batch is ``lr`` (k, m, 3, h, w) and ``hr`` (k, m, 3, s·h, s·w), float in [0, 1] on the training device: k tasks of
+m patches sharing one degradation. A step object owns its optimisers and schedulers, returns slash-named metrics,
+checkpoints through ``state_dict``, skips a non-finite step on all ranks, runs its forwards under its
+:class:`~blindsr.train.precision.Precision` and updates the optional EMA. Multi-stage families: ``train/stages.py``."""
 
 from __future__ import annotations
 
