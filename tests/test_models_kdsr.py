@@ -57,6 +57,9 @@ def test_distillation_is_the_kl_divergence_of_tempered_softmaxes():
     expected = (p * (p.log() - q.log())).sum() / 3  # KL(p ‖ q) per row, mean over rows
     assert math.isclose(distillation(s, t, temp).item(), expected.item(), rel_tol=1e-5)
     assert distillation(t, t, temp).item() == pytest.approx(0.0, abs=1e-6)
+    assert math.isclose(distillation(s, t, temp, "l1").item(), (s - t).abs().mean().item(), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="'l2'.*valid: kl, l1"):
+        distillation(s, t, temp, "l2")
 
 
 def snapshot(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
@@ -96,12 +99,33 @@ def test_both_stages_train_their_own_part_and_learn(task_batch):
     assert set(step.optimizers) == {"sr", "teacher"}  # a fresh optimiser for the student, as the official stage 4
 
 
+@pytest.mark.parametrize("distance", ["kl", "l1"])
+def test_the_student_stage_distils_with_the_configured_distance(task_batch, distance):
+    """The step's KD loss is ``loss.kd_distance`` of the student's IDR from the teacher's, on the step's own crops."""
+    cfg = apply_overrides(
+        PRESETS["kdsr_smoke"](),
+        ["optim.pretrain_steps=0", "optim.pretrain_milestones=[]", f"loss.kd_distance={distance}"],
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model, 2)
+    step = make_step(model, cfg.optim, cfg.loss)
+    specs = [DegradationSpec(scale=2, kernel="iso", kernel_size=13, sigma=s) for s in (0.5, 2.0)]
+    lr, hr = task_batch(specs, m=2, patch=16)
+    with torch.no_grad():
+        flat_lr, flat_hr = lr.flatten(0, 1), hr.flatten(0, 1)
+        expected = distillation(model.student_forward(flat_lr)[1], model.teacher_idr(flat_lr, flat_hr), 0.15, distance)
+    metrics = step(lr, hr)
+    assert metrics["train/stage"] == 0.0 and metrics["train/loss_kd"] == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_the_paper_schedule_of_each_stage():
     """lr by iteration: the teacher at 1e-4 halved from epochs 125, 250, 375, 500 (1000 iterations each); the
     student, from its own start, at 1e-4 halved from epochs 150, 300, 450, 600."""
     from blindsr.train.optim import main_factor, pretrain_factor
 
-    o = PRESETS["kdsr_paper"]().optim
+    paper = PRESETS["kdsr_paper"]()
+    assert paper.scaling.degrade_actors == "auto" and paper.data.tasks_per_step == 64 and paper.data.patch_size == 64
+    o = paper.optim
     assert [o.lr_pretrain * pretrain_factor(o, t) for t in (0, 123_999, 124_000, 499_000)] == [
         1e-4,
         1e-4,
@@ -144,8 +168,9 @@ def test_bad_values_are_refused_by_name():
         ("model.encoder_blocks=-1", r"model.encoder_blocks in --set: must be >= 0"),
         ("loss.kd_temperature=0", r"loss.kd_temperature in --set: must be > 0"),
         ("loss.weight_kd=-1", r"loss.weight_kd in --set: must be >= 0"),
+        ("loss.kd_distance=kll", r"loss.kd_distance.*'kll'.*'kl', 'l1'"),
         ("optim.pretrain_steps=-1", r"optim.pretrain_steps in --set: must be >= 0"),
     ]:
         with pytest.raises(ConfigError, match=pattern):
             apply_overrides(demo, [override])
-    assert LossConfig().kd_temperature == 0.15
+    assert LossConfig().kd_temperature == 0.15 and LossConfig().kd_distance == "kl"

@@ -43,7 +43,7 @@ EXPECTED_TRIALS = {
     "cdsr_t12_pretrain": 2,
     "cdsr_t2_noise15": 2,
     "cdcl_ablation": 4,
-    "kdsr_ablation": 4,
+    "kdsr_ablation": 5,
 }
 
 

@@ -60,8 +60,15 @@ def info_nce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels)
 
 
-def distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+def distillation(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, distance: str = "kl"
+) -> torch.Tensor:
     """KDSR's L_KD: KL(softmax(teacher / T) ‖ softmax(student / T)) over the D features of each row, summed and
-    averaged over the B rows. student, teacher: (B, D) representations; the teacher's carries no gradient."""
+    averaged over the B rows; ``distance="l1"``: the mean |student − teacher| (the official trainer's other
+    distance, ``distill_abs``). student, teacher: (B, D) representations; the teacher's carries no gradient."""
+    if distance == "l1":
+        return F.l1_loss(student, teacher.detach())
+    if distance != "kl":
+        raise ValueError(f"unknown distillation distance {distance!r}; valid: kl, l1")
     target = F.softmax(teacher.detach() / temperature, dim=1)
     return F.kl_div(F.log_softmax(student / temperature, dim=1), target, reduction="batchmean")

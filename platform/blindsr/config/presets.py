@@ -155,7 +155,7 @@ def kdsr_paper(scale: int = 4) -> Config:
     """KDSR_S-M (ICLR 2023), isotropic (``main_iso_KDSRsMx4_stage3/4.sh``): σ ~ U(0.2, 4.0), 64 crops of 64² a step,
     one degradation each. Teacher stage: 500 epochs of L1 at 1e-4, halved from epochs 125, 250, 375, 500; student
     stage: a fresh Adam, 600 epochs of L1 + KD (T = 0.15) at 1e-4, halved from epochs 150, 300, 450, 600 (the
-    official ``epoch // step`` with 1-based epochs). Table 1 evaluates on Gaussian8."""
+    official ``epoch // step`` with 1-based epochs). Table 1 evaluates on Gaussian8. DF2K: ``data.source``."""
     e = KDSR_EPOCH
     return Config(
         name=f"kdsr_x{scale}",
@@ -182,6 +182,7 @@ def kdsr_paper(scale: int = 4) -> Config:
             channels_last=None,
             compile=None,
         ),
+        scaling=paper_scaling(),
     )
 
 

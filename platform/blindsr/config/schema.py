@@ -111,6 +111,7 @@ class LossConfig:
     weight_contrast: float = 1.0
     weight_kd: float = 1.0  # KDSR: the distillation loss against L1 on [0, 1], as the paper's L1 + L_KD
     kd_temperature: float = 0.15  # KDSR: softmax temperature of both IDRs in the distillation loss
+    kd_distance: Literal["kl", "l1"] = "kl"  # KDSR: KL of the tempered softmaxes (the paper's) | L1 of the IDRs
 
     def problems(self) -> list[tuple[str, str]]:
         out = [("weight_kd", f"must be >= 0, got {self.weight_kd}")] if self.weight_kd < 0 else []

@@ -1,13 +1,9 @@
-"""KDSR (Xia et al., ICLR 2023): an implicit degradation representation (IDR) learnt by a teacher that sees the HR
-image, distilled into a student encoder that sees the LR image only.
+"""KDSR (Xia et al., ICLR 2023): an implicit degradation representation (IDR) learnt by a teacher KD-IDE that sees the
+HR image, distilled into a student KD-IDE that sees the LR image only; a generator of IDR-DCRBs (depth-wise 3×3
+kernels per sample and channel, predicted from the compressed IDR) super-resolves with either.
 
-Written from reading Zj-BinXia/KDSR ``KDSR-classic`` (no licence: nothing copied). KD-IDE encoder: conv → LReLU
-→ n ResBlocks → convs C→2C→2C→4C with LReLU → global mean → (Linear 4C→4C → LReLU) × 2 = the IDR (B, 4C), and
-Linear 4C→C → LReLU = d (B, C). Generator, on [0, 1] with the DIV2K mean subtracted: head conv → n_blocks IDR-DCRBs
-(depth-wise 3×3 kernels per sample and channel predicted from d → LReLU → conv 3×3 → + input) → conv → + head →
-EDSR upsampler → conv. The teacher's KD-IDE reads the LR and the pixel-unshuffled HR (3 + 3s² channels).
-Parameters at ×4, student KD-IDE + generator (the paper's count): KDSR_S-M (C 64, 53 blocks, 9 ResBlocks)
-5,795,075 (paper 5.80M); KDSR_S-L (C 128, 28 blocks, 5 ResBlocks) 14,190,979 (14.19M).
+Written from reading Zj-BinXia/KDSR ``KDSR-classic`` (no licence: nothing copied). The layers, the paper's parameter
+counts (KDSR_S-M 5,795,075 = 5.80M) and the check against the official code: docs/architecture.md, "KDSR".
 """
 
 from __future__ import annotations

@@ -136,9 +136,10 @@ class MultiCropStep(ContrastiveStep):
 class DistillationStep(StagedStep):
     """KDSR: the teacher stage, L = w_1 · L1 of the SR the teacher's representation conditions (teacher encoder and
     generator train); then the student stage, L = w_1 · L1 + w_kd · 255 · KL(IDR_T ‖ IDR_S) at ``loss.kd_temperature``
-    (student encoder and generator train; the teacher is frozen). The generator carries over, as the official student
-    stage starts from the teacher's checkpoint; 255 keeps the paper's balance of L1 on [0, 1] against L_KD. Every
-    patch of the k tasks is a sample (the official batch: one crop per image).
+    (or the L1 of the IDRs: ``loss.kd_distance``; student encoder and generator train; the teacher is frozen). The
+    generator carries over, as the official student stage starts from the teacher's checkpoint; 255 keeps the paper's
+    balance of L1 on [0, 1] against L_KD. Every patch of the k tasks is a sample (the official batch: one crop per
+    image).
     """
 
     def __init__(self, model: nn.Module, optim_cfg: OptimConfig, loss_cfg: LossConfig, **kw: Any) -> None:
@@ -157,6 +158,6 @@ class DistillationStep(StagedStep):
         with torch.no_grad():
             target = self.forward(self.model.teacher_idr, lr, hr)
         sr, idr = self.forward(self.model.student_forward, lr)
-        l1, kd = l1_255(sr, hr), distillation(idr, target, self.loss_cfg.kd_temperature)
+        l1, kd = l1_255(sr, hr), distillation(idr, target, self.loss_cfg.kd_temperature, self.loss_cfg.kd_distance)
         loss = self.loss_cfg.weight_l1 * l1 + self.loss_cfg.weight_kd * 255.0 * kd
         return loss, {"train/loss": loss.item(), "train/loss_l1": l1.item(), "train/loss_kd": kd.item()}
