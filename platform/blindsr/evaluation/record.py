@@ -14,6 +14,7 @@ from blindsr.evaluation.cases import Case, benchmark_sets, div2krk_cases, genera
 from blindsr.evaluation.table import Table
 from blindsr.models.inference import choose_device
 from blindsr.tracking import log_evaluation, source_run
+from blindsr.tracking.datasets import EvalSet
 
 
 def choose_cases(
@@ -59,15 +60,21 @@ def log_table(
     runs: Mapping[str, str | None],
     files: list[Path] | tuple[()] = (),
     folder: str | None = None,
+    eval_set: EvalSet | None = None,
+    model_ids: Mapping[str, str | None] | None = None,
 ) -> dict[str, str]:
     """Log each evaluated model's scores (``table.model_metrics``: its row, bicubic's, its oracle row) into its run:
     ``runs`` maps a table row to the run behind it, or to None to find it from a ``models:/``/``runs:/`` row name
     (a checkpoint folder gets a new ``blindsr-eval`` run). ``files`` go under ``folder`` (default ``eval/<protocol>``).
-    Returns {row: run id}."""
+    A table of one test set may name it (``eval_set``) and each row's MLflow 3 logged model (``model_ids``): the
+    metrics are then tied to both. Returns {row: run id}."""
     logged, folder = {}, folder or f"eval/{protocol}"
     for row, run in runs.items():
         metrics = table.model_metrics(protocol, row)
-        logged[row] = log_evaluation(uri, run or source_run(row, uri), f"eval-{Path(row).name}", metrics, files, folder)
+        tie = {"eval_set": eval_set, "model_id": (model_ids or {}).get(row)}
+        logged[row] = log_evaluation(
+            uri, run or source_run(row, uri), f"eval-{Path(row).name}", metrics, files, folder, **tie
+        )
     return logged
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from blindsr.errors import UserError
 from blindsr.tracking.auth import refusal
+from blindsr.tracking.datasets import EvalSet, run_inputs
 from blindsr.tracking.store import RUN_NAME_TAG, VAL_METRIC_TAG, resolve_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -214,11 +215,20 @@ def version_metrics(uri: str, name: str, prefix: str = "eval/") -> dict[str, dic
 
 @_refusals_as_errors("uri")
 def log_evaluation(
-    uri: str, run_id: str | None, run_name: str, metrics: dict[str, float], files: list[Path], folder: str
+    uri: str,
+    run_id: str | None,
+    run_name: str,
+    metrics: dict[str, float],
+    files: list[Path],
+    folder: str,
+    eval_set: EvalSet | None = None,
+    model_id: str | None = None,
 ) -> str:
     """Log evaluation ``metrics`` (step 0) and ``files`` (under artifact folder ``folder``) into ``run_id``, the
     run behind the evaluated model version, or into a new run ``run_name`` of experiment ``blindsr-eval`` when
-    the model has no run (a checkpoint folder). Returns the run id."""
+    the model has no run (a checkpoint folder). With ``eval_set`` / ``model_id`` (MLflow 3 dataset tracking) the
+    run gets them as inputs and every metric names them, so the logged model carries its scores per dataset.
+    Returns the run id."""
     import mlflow
     from mlflow.entities import Metric
 
@@ -228,8 +238,11 @@ def log_evaluation(
         exp = client.get_experiment_by_name("blindsr-eval")
         exp_id = exp.experiment_id if exp else client.create_experiment("blindsr-eval")
         run_id = client.create_run(exp_id, run_name=run_name, tags={RUN_NAME_TAG: run_name}).info.run_id
+    if eval_set is not None or model_id is not None:
+        client.log_inputs(run_id, **run_inputs(eval_set, model_id))
     now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    named = {"dataset_name": eval_set.name, "dataset_digest": eval_set.digest} if eval_set else {}
+    items = [Metric(k, float(v), now, 0, model_id=model_id, **named) for k, v in metrics.items()]
     for i in range(0, len(items), 1000):  # MLflow's per-request limit
         client.log_batch(run_id, metrics=items[i : i + 1000])
     for f in files:
