@@ -16,12 +16,8 @@ import argparse
 import sys
 
 from blindsr import console
+from blindsr.tables import markdown_table
 from blindsr.tracking import VersionInfo, list_versions, resolve_uri, set_alias, version_metrics
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def psnr(v: VersionInfo) -> str:
@@ -33,7 +29,7 @@ def cmd_list(uri: str, args: argparse.Namespace) -> str:
     if not versions:
         return f"no registered models in {uri}"
     rows = [[v.name, v.version, ", ".join(v.aliases) or "-", psnr(v), v.created, v.run_id or "-"] for v in versions]
-    return markdown(["model", "version", "aliases", "val psnr_y", "created (UTC)", "run"], rows)
+    return markdown_table(["model", "version", "aliases", "val psnr_y", "created (UTC)", "run"], rows)
 
 
 def cmd_show(uri: str, args: argparse.Namespace) -> str:
@@ -65,7 +61,7 @@ def cmd_compare(uri: str, args: argparse.Namespace) -> str:
         + [f"{evals[v.version][k]:.3f}" if k in evals[v.version] else "-" for k in keys]
         for v in versions
     ]
-    return markdown(["version", "aliases", "val psnr_y", *(k.removeprefix("eval/") for k in keys)], rows)
+    return markdown_table(["version", "aliases", "val psnr_y", *(k.removeprefix("eval/") for k in keys)], rows)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from typing import Any
 
 from blindsr.evaluation import BICUBIC
 from blindsr.space import Space, load_space
+from blindsr.tables import csv_text, markdown_table
 from blindsr.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
@@ -189,9 +190,8 @@ def markdown(meta: dict[str, Any], report_rows: list[ReportRow]) -> str:
         f"`{ev['protocol']}` ({degs}), HR crop {ev['crop'] or 'none'}. Sweep `{meta['name']}`.",
         *(["", legend(seeds)] if seeds > 1 else []),
         "",
-        "| " + " | ".join(head) + " |",
-        "|---" * len(head) + "|",
     ]
+    body = []
     for r in report_rows:
         if seeds > 1:
             cells = [_fmt(r.ours.get(s), r.spread.get(s)) if who == "ours" else _fmt(r.paper.get(s)) for s, who in cols]
@@ -199,12 +199,13 @@ def markdown(meta: dict[str, Any], report_rows: list[ReportRow]) -> str:
         else:
             cells = [_fmt((r.ours if who == "ours" else r.paper).get(s)) for s, who in cols]
             tail = [f"{r.val:.2f}", str(r.step), r.status]
-        lines.append("| " + " | ".join([r.setting, *cells, *tail]) + " |")
+        body.append([r.setting, *cells, *tail])
     bicubic = next((t["eval"]["bicubic"] for t in meta["trials"] if t["eval"]["bicubic"]), {})
     if bicubic:
         cells = [_fmt(bicubic.get(s)) if who == "ours" else "-" for s, who in cols]
         tail = ["-", "-", "reference", *(["-"] if seeds > 1 else [])]
-        lines.append("| " + " | ".join(["bicubic (reference)", *cells, *tail]) + " |")
+        body.append(["bicubic (reference)", *cells, *tail])
+    lines.append(markdown_table(head, body))
     if ours_sets and paper_sets and not set(ours_sets) & set(paper_sets):
         lines += ["", f"Ours on {', '.join(ours_sets)}, the paper on {', '.join(paper_sets)}: compare orderings only."]
     if order := ordering(report_rows):
@@ -220,15 +221,16 @@ def markdown(meta: dict[str, Any], report_rows: list[ReportRow]) -> str:
 
 def csv(report_rows: list[ReportRow], seeds: int = 1) -> str:
     """One line per setting and set; with ``seeds`` > 1, the means and their ``_std`` and ``seeds`` columns."""
-    head = "setting,status,step,val_psnr_y,set,ours_psnr_y,ours_ssim_y,paper_psnr_y,paper_ssim_y"
-    lines = [head + (",seeds,val_psnr_y_std,ours_psnr_y_std,ours_ssim_y_std" if seeds > 1 else "")]
+    head = ["setting", "status", "step", "val_psnr_y", "set", "ours_psnr_y", "ours_ssim_y", "paper_psnr_y"]
+    head += ["paper_ssim_y", *(["seeds", "val_psnr_y_std", "ours_psnr_y_std", "ours_ssim_y_std"] if seeds > 1 else [])]
+    lines = []
     for r in report_rows:
         for s in dict.fromkeys([*r.ours, *r.paper]):
             o, p = r.ours.get(s, []) + [math.nan] * 2, r.paper.get(s, []) + [math.nan] * 2
-            line = f'"{r.setting}",{r.status},{r.step},{r.val:.6f},{s},{o[0]:.6f},{o[1]:.6f},{p[0]:.6f},{p[1]:.6f}'
             d = r.spread.get(s, []) + [math.nan] * 2
-            lines.append(line + (f",{r.seeds},{r.val_std:.6f},{d[0]:.6f},{d[1]:.6f}" if seeds > 1 else ""))
-    return "\n".join(lines) + "\n"
+            line = [r.setting, r.status, r.step, f"{r.val:.6f}", s, *(f"{x:.6f}" for x in (o[0], o[1], p[0], p[1]))]
+            lines.append(line + ([r.seeds, *(f"{x:.6f}" for x in (r.val_std, d[0], d[1]))] if seeds > 1 else []))
+    return csv_text(head, lines, quoted=["setting"])
 
 
 def plot(report_rows: list[ReportRow], title: str, path: Path) -> Path:
@@ -282,7 +284,7 @@ def trials_markdown(title: str, trials: list[dict[str, Any]]) -> str:
     seeds = any("seed" in t for t in trials)  # only a --seeds sweep's trials carry their seed
     head = ["trial", "row", *(["seed"] if seeds else []), "sampled", "status", "step", "val PSNR-Y"]
     head += [*[f"{s} PSNR / SSIM" for s in sets], "bicubic"]
-    lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    body = []
     for t in trials:
         sampled = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
         cells = [
@@ -292,23 +294,24 @@ def trials_markdown(title: str, trials: list[dict[str, Any]]) -> str:
         bic = "; ".join(f"{s} {v[0]:.2f}" for s, v in t["eval"][BICUBIC].items()) or "-"
         row = [t["trial"], t["row"] or "-", *([str(t.get("seed", "-"))] if seeds else []), sampled or "-"]
         row += [t["status"], str(t["step"]), f"{t['val']:.2f}", *cells, bic]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+        body.append(row)
+    return "\n".join([f"**{title}**", "", markdown_table(head, body)]) + "\n"
 
 
 def trials_csv(trials: list[dict[str, Any]]) -> str:
     """``results.csv``: one line per trial and evaluated set."""
     seeds = any("seed" in t for t in trials)  # only a --seeds sweep's trials carry their seed
-    lines = ["trial,row,status,step,val_psnr_y,set,psnr_y,ssim_y,bicubic_psnr_y,params" + (",seed" if seeds else "")]
+    head = ["trial", "row", "status", "step", "val_psnr_y", "set", "psnr_y", "ssim_y", "bicubic_psnr_y", "params"]
+    head += ["seed"] if seeds else []
+    lines = []
     for t in trials:
-        params = json.dumps(t["params"]).replace('"', '""')
+        params = json.dumps(t["params"])
         for test_set, (p, s) in (t["eval"]["ours"] or {"": [math.nan, math.nan]}).items():
             bic = t["eval"][BICUBIC].get(test_set, [math.nan])[0]
-            lines.append(
-                f'{t["trial"]},"{t["row"] or ""}",{t["status"]},{t["step"]},{t["val"]:.6f},{test_set},{p:.6f},{s:.6f},'
-                f'{bic:.6f},"{params}"' + (f",{t.get('seed', '')}" if seeds else "")
-            )
-    return "\n".join(lines) + "\n"
+            line = [t["trial"], t["row"] or "", t["status"], t["step"], f"{t['val']:.6f}", test_set]
+            line += [f"{p:.6f}", f"{s:.6f}", f"{bic:.6f}", params, *([t.get("seed", "")] if seeds else [])]
+            lines.append(line)
+    return csv_text(head, lines, quoted=["row", "params"])
 
 
 def write_report(folder: str | Path, to_mlflow: bool = True) -> list[Path]:

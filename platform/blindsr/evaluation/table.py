@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from blindsr.tables import csv_text, markdown_table
+
 BICUBIC = "bicubic"  # the reference row of every table
 ORACLE = " (oracle support)"  # suffix of a conditional model's oracle-support row
 
@@ -45,17 +47,12 @@ class Table:
         out = [f"**{self.title}** (PSNR-Y dB / SSIM-Y)"] + ([f"_{self.legend}_"] if self.legend else [])
         for test_set in self.sets():
             degs = [d for s, d in self.columns if s == test_set]
-            out += [
-                "",
-                f"{test_set}:",
-                "",
-                "| model | " + " | ".join(degs) + " | mean |",
-                "|---" * (len(degs) + 2) + "|",
-            ]
+            body = []
             for row, cells in self.cells.items():
-                vals = [f"{cells[(test_set, d)][0]:.2f} / {cells[(test_set, d)][1]:.4f}" for d in degs]
                 p, s = self.mean(row, test_set)
-                out.append(f"| {row} | " + " | ".join(vals) + f" | {p:.2f} / {s:.4f} |")
+                vals = [f"{cells[(test_set, d)][0]:.2f} / {cells[(test_set, d)][1]:.4f}" for d in degs]
+                body.append([row, *vals, f"{p:.2f} / {s:.4f}"])
+            out += ["", f"{test_set}:", "", markdown_table(["model", *degs, "mean"], body)]
         return "\n".join(out)
 
     def _long(self, row: str, test_set: str) -> list[tuple[str, tuple[float, float]]]:
@@ -64,16 +61,17 @@ class Table:
 
     def csv(self) -> str:
         """Long format: model,set,degradation,psnr_y,ssim_y, with a ``mean`` degradation per set."""
-        lines = ["model,set,degradation,psnr_y,ssim_y"]
-        for row in self.cells:
-            for test_set in self.sets():
-                lines += [f'"{row}",{test_set},{deg},{p:.6f},{s:.6f}' for deg, (p, s) in self._long(row, test_set)]
-        return "\n".join(lines) + "\n"
+        rows = [
+            [row, test_set, deg, f"{p:.6f}", f"{s:.6f}"]
+            for row in self.cells
+            for test_set in self.sets()
+            for deg, (p, s) in self._long(row, test_set)
+        ]
+        return csv_text(["model", "set", "degradation", "psnr_y", "ssim_y"], rows, quoted=["model"])
 
     def per_image_csv(self) -> str:
-        lines = ["model,set,degradation,image,psnr_y,ssim_y"]
-        lines += [f'"{r.row}",{r.set},{r.degradation},"{r.image}",{r.psnr:.6f},{r.ssim:.6f}' for r in self.images]
-        return "\n".join(lines) + "\n"
+        rows = [[r.row, r.set, r.degradation, r.image, f"{r.psnr:.6f}", f"{r.ssim:.6f}"] for r in self.images]
+        return csv_text(["model", "set", "degradation", "image", "psnr_y", "ssim_y"], rows, quoted=["model", "image"])
 
     def metrics(self, protocol: str, row: str, suffix: str = "") -> dict[str, float]:
         """``eval/<protocol>/<set>/<degradation|mean>/{psnr_y,ssim_y}<suffix>`` of one row."""
