@@ -33,13 +33,10 @@ def ensure_ray(local_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(**console.ray_init_options())
     else:
-        # address="local": never join a `ray start` cluster by accident (set RAY_ADDRESS to use one).
-        # The dashboard serves the state API, which Ray Train's placement-group cleaner needs: without it the
-        # CPUs of a trainer killed mid-run (a trial ASHA stops) stay reserved and later trials wait for ever.
         ray.init(
-            address="local",
+            address="local",  # never join a `ray start` cluster by accident (RAY_ADDRESS picks one)
             num_cpus=local_cpus or int(local_cluster()["CPU"]),
-            include_dashboard=True,
+            include_dashboard=True,  # its state API frees a killed trainer's CPUs (else later trials wait for ever)
             **console.ray_init_options(),
         )
 
