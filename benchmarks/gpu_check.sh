@@ -5,7 +5,7 @@
 #
 # KIT_DIR (or $GPU_KIT): wheels from benchmarks/gpu_kit.sh (Ray, MLflow, albumentations for a bare GPU image),
 # installed first with no network into a temporary folder put on PYTHONPATH; OUT_DIR/kit.log has pip's output and
-# `pip check` against the image's own packages. docs/gpu_check.md gives the device call that carries one.
+# `pip check` against the image's own packages. docs/performance.md gives the device call that carries one.
 # Four sections, each with its own time limit, log (OUT_DIR/<section>.log) and a line in OUT_DIR/summary.md:
 #   gpu_tests    pytest -m gpu: CUDA vs CPU degradation equality, the bf16/fp16 step with EMA, channels_last and
 #                torch.compile, CDSR's training forward on CUDA

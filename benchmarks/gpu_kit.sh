@@ -7,7 +7,7 @@
 # project's mlflow version with what its SQLite tracking and registry store imports (SQLAlchemy, alembic,
 # cryptography), albumentations and albucore. Their dependencies are followed only through packages the image lacks
 # (benchmarks/gpu_image_packages.txt), at this environment's versions (the ones the tests ran). What does not fit
-# is cut by name below, each cut a part no blindsr run imports; docs/gpu_check.md gives the sizes.
+# is cut by name below, each cut a part no blindsr run imports; docs/performance.md gives the sizes.
 # Wheels are for CPython 3.12 manylinux x86-64 (the image's); a --python-version equal to this interpreter's builds
 # for this machine (the CPU fallback test). OUT_DIR/manifest.json lists every wheel, its size and what needs it.
 # Python: $PYTHON, else .venv/bin/python, else python3; needs binutils' strip. Exit status 1 over 60 MiB.
