@@ -81,6 +81,13 @@ def test_every_script_the_docs_name_exists_and_answers_help():
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_reaches_a_file(doc):
+    links = [m.split("#", 1)[0] for m in re.findall(r"\]\(([^)\s]+)\)", text(doc)) if "://" not in m]
+    broken = [link for link in links if link and not (doc.parent / link).exists()]
+    assert not broken, f"{doc.name} links to missing files: {broken}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_config_key_the_docs_name_exists(doc):
     assert not unknown_keys(text(doc), valid_keys()), f"{doc.name} names keys the config does not have"
 
