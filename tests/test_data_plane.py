@@ -253,6 +253,7 @@ def test_auto_actors_grow_from_one_to_what_fits_and_refuse_a_full_cluster():
     assert "auto 1–6" in plan.describe()
     squeezed = plan_resources(ScalingConfig(num_workers=2, degrade_actors="auto"), {"CPU": 3.5})
     assert (squeezed.actors, squeezed.max_actors, squeezed.cpus_per_actor) == (1, 1, 0.5)
+    assert squeezed.describe().startswith("auto 1 (all that fits")  # the line says it was sized, and why
     with pytest.raises(DataPlanError, match=r"scaling\.degrade_actors: auto finds no CPU"):
         plan_resources(ScalingConfig(num_workers=3, degrade_actors="auto"), {"CPU": 4})
 

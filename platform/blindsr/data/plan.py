@@ -41,6 +41,7 @@ class DataPlan:
     train_cpus: float
     degrade_on: str = "actor"  # scaling.degrade_on: who makes the LR (trainer: the actors only cut HR windows)
     max_actors: int = 0  # > actors: Ray Data scales the pool up to this many while the trainers wait (auto)
+    auto: bool = False  # scaling.degrade_actors: auto
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_actors", max(self.max_actors, self.actors))
@@ -60,6 +61,8 @@ class DataPlan:
         count = str(self.actors)
         if self.max_actors > self.actors:
             count = f"auto {self.actors}–{self.max_actors} (Ray Data adds actors while trainers wait, up to what fits)"
+        elif self.auto:
+            count = f"auto {self.actors} (all that fits beside training and read tasks)"
         return (
             f"{count} {role} × {self.cpus_per_actor:g} CPU{gpu}; training {self.train_cpus:g} CPU; "
             f"{self.free_cpus:g} of {self.cluster_cpus:g} CPUs left for read tasks"
@@ -133,7 +136,7 @@ def plan_resources(
                 f"{train_gpus} of them for training. Lower scaling.degrade_gpu_fraction or scaling.degrade_actors, "
                 f"train on fewer GPUs (scaling.num_workers), or set scaling.degrade_gpu_fraction=0 to degrade on CPUs."
             )
-    plan = DataPlan(actors, per_actor, gpu_share, cpus, train_cpus, scaling.degrade_on, max_actors=most)
+    plan = DataPlan(actors, per_actor, gpu_share, cpus, train_cpus, scaling.degrade_on, max_actors=most, auto=auto)
     if announce:
         log.info("data plan: %s", plan.describe())
     return plan
