@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python jobs/leaderboard.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
     sources = ", ".join(f"{s.name} ({s.source}, digest {s.digest})" for s in sets)
-    notes = [f"Test sets: {sources}.", "", f"![PSNR-Y against parameters]({out.with_suffix('.png').name})"]
+    cut = f"HR centre-cropped to {args.crop}² px" if args.crop else "whole images"
+    notes = [f"Test sets: {sources}; {cut}.", "", f"![PSNR-Y against parameters]({out.with_suffix('.png').name})"]
     out.write_text(page(rows, catalogue, LEGENDS, command, notes))
     out.with_suffix(".csv").write_text(to_csv(rows, catalogue))
     plot(rows, out.with_suffix(".png"))

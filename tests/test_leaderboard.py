@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import ray
 import torch
 import yaml
 from torch import nn
@@ -55,15 +56,20 @@ def test_published_yaml_holds_the_spec_numbers(tmp_path):
     (dasr,) = [e for e in cat.find("gaussian8", 4) if e.method == "DASR"]
     assert dasr.psnr_y["Set5"] == (31.46,) and dasr.source == "KDSR (ICLR 2023) Table 1" and dasr.family == "dasr"
     (cdcl,) = [e for e in cat.find("dasr_iso", 4) if e.method == "CdCL-L"]
-    assert cat.columns("dasr_iso") == ("sig1.2", "sig2.4", "sig3.6") and cdcl.psnr_y["Urban100"] == (
-        26.58,
-        26.28,
-        25.37,
+    assert (
+        cat.columns("dasr_iso", 4) == ("sig1.2", "sig2.4", "sig3.6")
+        and cat.columns("dasr_iso", 2) == ("mean",)
+        and cdcl.psnr_y["Urban100"]
+        == (
+            26.58,
+            26.28,
+            25.37,
+        )
     )
     assert [e.psnr_y["DIV2KRK"] for e in cat.find("div2krk", 2) if e.method == "CDSR"] == [(32.68,)]
     assert all(e.source for e in cat.entries) and len(cat.entries) == 30
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"reported": {"dasr_iso": ["sig1.2", "sig2.4"]}, "entries": [_entry("X", 1.0)]}))
+    bad.write_text(yaml.safe_dump({"reported": {"dasr_iso": {2: ["sig1.2", "sig2.4"]}}, "entries": [_entry("X", 1.0)]}))
     with pytest.raises(ValueError, match="entry 0 \\(X\\) holiday: 1 values, 2 reported"):
         load_published(bad)
 
@@ -101,7 +107,7 @@ def test_leaderboard_caches_ties_pools_seeds_and_places_published(tmp_path, caps
         write_png(tmp_path / "holiday" / f"p{i}.png", photo[i * 100 : i * 100 + 90, 50:170])
     published = tmp_path / "published.yaml"
     entries = [_entry("PaperNet", 33.5, "srresnet", 0.02), _entry("BigNet", 31.25, None, 9.0)]
-    published.write_text(yaml.safe_dump({"reported": {"dasr_iso": ["sig1.2"]}, "entries": entries}))
+    published.write_text(yaml.safe_dump({"reported": {"dasr_iso": {2: ["sig1.2"]}}, "entries": entries}))
     out = tmp_path / "docs" / "leaderboard.md"
     args = ["--protocol", "dasr_iso", "--set-dir", f"holiday={tmp_path / 'holiday'}", "--crop", str(CROP)]
     args += ["--tracking-uri", uri, "--published", str(published), "--out", str(out), "--cache", ""]
@@ -180,7 +186,36 @@ def test_leaderboard_caches_ties_pools_seeds_and_places_published(tmp_path, caps
         assert job("leaderboard").main([*args, *bad]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+    assert not ray.is_initialized()
 
 
 def mv_exp(client: mlflow.MlflowClient, mv: object) -> str:
     return client.get_logged_model(mv.source.removeprefix("models:/")).experiment_id
+
+
+@pytest.mark.ray
+def test_ray_leaderboard_equals_the_local_one(tmp_path, capsys):
+    """--ray scores the same cases in Ray tasks that load each version from the store: the same table."""
+    uri = f"sqlite:///{tmp_path / 'local.db'}"
+    _register(uri, "cmdsr_x2", "cmdsr", 0)
+    (tmp_path / "remote.db").write_bytes((tmp_path / "local.db").read_bytes())  # the same store, twice
+    args = [
+        "--protocol",
+        "cmdsr",
+        "--crop",
+        str(CROP),
+        "--cache",
+        "",
+        "--published",
+        str(ROOT / "benchmarks" / "published.yaml"),
+    ]
+    assert job("leaderboard").main([*args, "--tracking-uri", uri, "--out", str(tmp_path / "local.md")]) == 0
+    remote = f"sqlite:///{tmp_path / 'remote.db'}"
+    try:
+        assert (
+            job("leaderboard").main([*args, "--ray", "--tracking-uri", remote, "--out", str(tmp_path / "ray.md")]) == 0
+        )
+    finally:
+        ray.shutdown()
+    assert "evaluated 1 of 1" in capsys.readouterr().out
+    assert _rows(tmp_path / "ray.csv") == _rows(tmp_path / "local.csv")

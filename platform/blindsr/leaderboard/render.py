@@ -48,14 +48,15 @@ def tables(rows: list[Row], catalogue: Catalogue, legends: dict[str, str]) -> st
         present = [r for r in rows if any(k[:2] == key for k in r.ours) or key in r.paper]
         if not ours:
             continue
-        cols = catalogue.columns(key[0])
+        cols = catalogue.columns(*key)
         sources = list(dict.fromkeys(r.paper[key].source for r in present if key in r.paper))
         what = "mean over its degradations" if cols == ("mean",) else " / ".join(cols)
         out += [
             f"## {key[0]} ×{key[1]}",
             "",
-            f"PSNR-Y (dB), {what}." + (f" {legends[key[0]]}." if key[0] in legends else ""),
+            f"PSNR-Y (dB), {what}.",
         ]
+        out += ["", f"_{legends[key[0]]}_"] if key[0] in legends else []
         head = ["method", "versions", "seeds", "params (M)", "GFLOPs (256² LR)"]
         head += [f"{t} (ours)" for t in ours] + [f"{t} (paper)" for t in paper]
         out += ["", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -79,7 +80,7 @@ def to_csv(rows: list[Row], catalogue: Catalogue) -> str:
     for key in keys:
         tag, (ours, paper) = f"{key[0]}_x{key[1]}", _sets(rows, key)
         for t in ours:
-            for i, c in enumerate(catalogue.columns(key[0])):
+            for i, c in enumerate(catalogue.columns(*key)):
                 header += [f"{tag}/{t}/{c}/psnr_y", f"{tag}/{t}/{c}/psnr_y_std"]
                 getters.append(
                     lambda r, k=(*key, t), i=i: (
@@ -87,7 +88,7 @@ def to_csv(rows: list[Row], catalogue: Catalogue) -> str:
                     )
                 )
         for t in paper:
-            for i, c in enumerate(catalogue.columns(key[0])):
+            for i, c in enumerate(catalogue.columns(*key)):
                 header.append(f"{tag}/{t}/{c}/published_psnr_y")
                 getters.append(
                     lambda r, k=key, t=t, i=i: (
@@ -119,6 +120,7 @@ def plot(rows: list[Row], path: str | Path, title: str = "") -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     keys = sorted({k[:2] for r in rows for k in r.ours})
     fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(5.5 * max(1, len(keys)), 4.2), squeeze=False)
@@ -153,7 +155,9 @@ def plot(rows: list[Row], path: str | Path, title: str = "") -> Path:
                 mfc=None if t in ours else "none",
                 label=f"{t} ({'ours' if t in ours else 'paper'})",
             )
-        ax.set_xscale("log")
+        if any(x > 0 for line in ax.get_lines() for x in line.get_xdata()):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # 2×10⁻² … labels overlap
         ax.set_xlabel("parameters (M)")
         ax.set_ylabel("PSNR-Y (dB)")
         ax.set_title(f"{key[0]} ×{key[1]}", fontsize=9)
@@ -181,6 +185,7 @@ def page(rows: list[Row], catalogue: Catalogue, legends: dict[str, str], command
         "nearest parameter count), cited below each table; published methods we do not have get rows of their "
         "own. Compare ours with a paper only on the same set. FLOPs: one 256² LR image through the inference path "
         "(a multiply-add is 2 FLOPs).",
+        "",
         *notes,
         "",
     ]

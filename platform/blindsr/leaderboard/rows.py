@@ -76,11 +76,11 @@ def build_rows(versions: Sequence[Version], scores: Sequence[Score], catalogue: 
                 if (m.name, m.version, p, s, t) in by_version
             ]
             if got:
-                cols = catalogue.columns(p)
+                cols = catalogue.columns(p, s)
                 row.ours[(p, s, t)] = [mean_std([_column(g, p, t, c) for g in got]) for c in cols]
                 bicubic.ours.setdefault((p, s, t), [(_column(got[0], p, t, c, "_bicubic"), math.nan) for c in cols])
         rows.append(row)
-    for key in sorted({(p, s) for p, s, _ in cells} | {(e.protocol, e.scale) for e in catalogue.entries}):
+    for key in sorted({(p, s) for p, s, _ in cells}):  # published entries only beside tables we scored
         unplaced = list(catalogue.find(*key))
         for row in rows:
             mine = [e for e in unplaced if e.family and e.family == row.family]
