@@ -21,7 +21,8 @@ from blindsr.data.corpus import image
 from blindsr.data.images import write_png
 from blindsr.data.sources import HRImage, load_folder
 from blindsr.evaluation import evaluate, generated_cases
-from blindsr.leaderboard import set_digest
+from blindsr.leaderboard import Score, Version, build_rows, set_digest, to_csv
+from blindsr.leaderboard.render import tables
 from blindsr.models import build_model
 from blindsr.models.cost import flops_per_image
 from blindsr.published import load_published
@@ -72,6 +73,29 @@ def test_published_yaml_holds_the_spec_numbers(tmp_path):
     bad.write_text(yaml.safe_dump({"reported": {"dasr_iso": {2: ["sig1.2", "sig2.4"]}}, "entries": [_entry("X", 1.0)]}))
     with pytest.raises(ValueError, match="entry 0 \\(X\\) holiday: 1 values, 2 reported"):
         load_published(bad)
+
+
+def test_rows_place_the_published_number_of_the_same_family_and_nearest_size():
+    """Two seeds of a DASR-sized dasr_x4 on Set5 (gaussian8 x4) sit beside DASR's 31.46 (KDSR Table 1); the other
+    published methods get rows of their own, each once however many tables hold it; the CSV has one line each."""
+    cat = load_published(ROOT / "benchmarks" / "published.yaml")
+    versions = [Version("dasr_x4", v, "dasr", "cfg", seed, 5_820_000, 10**11) for v, seed in (("1", "0"), ("2", "1"))]
+    scores = []
+    for v, psnr in (("1", 30.0), ("2", 31.0)):
+        for protocol in ("gaussian8", "cdsr9"):
+            metrics = {f"eval/{protocol}/Set5/mean/psnr_y": psnr, f"eval/{protocol}/Set5/mean/psnr_y_bicubic": 28.0}
+            scores.append(Score("dasr_x4", v, protocol, 4, "Set5", metrics))
+    rows = build_rows(versions, scores, cat)
+    assert [r.method for r in rows[:2]] == ["dasr_x4", "bicubic"] and rows[0].seeds == 2
+    assert rows[0].ours[("gaussian8", 4, "Set5")][0] == pytest.approx((30.5, statistics.stdev([30.0, 31.0])))
+    assert rows[0].paper[("gaussian8", 4)].psnr_y["Set5"] == (31.46,) and rows[0].paper[("cdsr9", 4)].method == "DASR"
+    others = [r.method for r in rows[2:]]
+    assert sorted(others) == sorted(set(others)) and {"KDSR_S-M", "DCLS", "MANet", "CDSR"} <= set(others)
+    assert not any(r.method == "CdCL-S" for r in rows)  # dasr_iso was not scored: no table, no row
+    text = tables(rows, cat, {})
+    assert "| dasr_x4 ↔ DASR [1] | 1,2 | 2 | 5.82 | 100.0 | 30.50 ± 0.71 | 31.46 | 28.11 | 27.44 | 25.36 |" in text
+    lines = list(csv.DictReader(io.StringIO(to_csv(rows, cat))))
+    assert len(lines) == len(rows) and lines[0]["gaussian8_x4/Set5/mean/published_psnr_y"] == "31.46"
 
 
 def _entry(method: str, value: float, family: str | None = None, params_m: float | None = 0.02) -> dict:

@@ -80,6 +80,7 @@ def build_rows(versions: Sequence[Version], scores: Sequence[Score], catalogue: 
                 row.ours[(p, s, t)] = [mean_std([_column(g, p, t, c) for g in got]) for c in cols]
                 bicubic.ours.setdefault((p, s, t), [(_column(got[0], p, t, c, "_bicubic"), math.nan) for c in cols])
         rows.append(row)
+    papers: list[Row] = []  # published methods beside none of ours
     for key in sorted({(p, s) for p, s, _ in cells}):  # published entries only beside tables we scored
         unplaced = list(catalogue.find(*key))
         for row in rows:
@@ -89,21 +90,14 @@ def build_rows(versions: Sequence[Version], scores: Sequence[Score], catalogue: 
                 best = min(mine, key=lambda e: abs((e.params_m or 0) - size))
                 row.paper[key] = best
                 unplaced.remove(best)
-        for e in unplaced:
-            rows.append(
-                Row(
-                    e.method,
-                    [],
-                    e.family,
-                    0,
-                    None if e.params_m is None else round(e.params_m * 1e6),
-                    None,
-                    {},
-                    {key: e},
-                )
-            )
-    ours = sorted((r for r in rows if r.versions), key=lambda r: -_score(r))
-    return [*ours, *([bicubic] if bicubic.ours else []), *(r for r in rows if not r.versions)]
+        for e in unplaced:  # one row per published method, whatever tables it is in (its size: the first given)
+            size = None if e.params_m is None else round(e.params_m * 1e6)
+            found = [r for r in papers if r.method == e.method]
+            row = found[0] if found else Row(e.method, [], e.family, 0)
+            row.paper[key], row.parameters = e, row.parameters or size
+            papers += [] if found else [row]
+    ours = sorted(rows, key=lambda r: -_score(r))
+    return [*ours, *([bicubic] if bicubic.ours else []), *papers]
 
 
 def _score(row: Row) -> float:

@@ -134,11 +134,9 @@ def open_run(uri: str, key: str, ref: ModelRef, tags: dict[str, str]) -> str:
 
 @_refusals_as_errors("uri")
 def close_run(uri: str, run_id: str, ref: ModelRef, version_tags: dict[str, str]) -> None:
-    """Mark the run FINISHED (now a cache hit) and copy ``version_tags`` onto the model version."""
-    client = _client(uri)
-    for k, v in version_tags.items():
-        client.set_model_version_tag(ref.name, ref.version, k, v)
-    client.set_terminated(run_id)
+    """Copy ``version_tags`` onto the model version and mark the run FINISHED (from now on a cache hit)."""
+    tag_version(uri, ref, version_tags)
+    _client(uri).set_terminated(run_id)
 
 
 @_refusals_as_errors("uri")
