@@ -255,13 +255,15 @@ def cdcl_demo() -> Config:
 
 def kdsr_demo() -> Config:
     """README-sized KDSR: ×2, 32 features, 8 IDR blocks, 2 encoder ResBlocks, 16 crops of 24² a step; the paper's
-    two stages shortened to 150 teacher steps and 250 student steps at 1e-3 (halved at 100 and 200)."""
+    two stages shortened: 150 teacher steps at 1e-3 (halved at 100), then 250 student steps from 1e-3 on a cosine to
+    1e-5 (the paper's halvings left the validation PSNR swinging ±1.7 dB from one checkpoint to the next)."""
     cfg = _demo(kdsr_paper(2), steps=400)
     cfg.degradation = dasr_iso(2)  # the paper's ×2 σ range; the code's (kdsr_paper) reaches 4.0
     cfg.data.tasks_per_step = 16
     cfg.model.n_feats, cfg.model.n_blocks, cfg.model.encoder_blocks = 32, 8, 2
     o = cfg.optim
-    o.lr, o.milestones, o.lr_pretrain, o.pretrain_steps, o.pretrain_milestones = 1e-3, [200], 1e-3, 150, [100]
+    o.lr_pretrain, o.pretrain_steps, o.pretrain_milestones = 1e-3, 150, [100]
+    o.lr, o.milestones, o.schedule, o.warmup_steps, o.cosine_steps, o.lr_min = 1e-3, [], "cosine", 0, 250, 1e-5
     return cfg
 
 
