@@ -21,9 +21,10 @@ For each workload:
    steps/s, its ratio to the step alone, and the fraction of wall time the loop waits for data
    (the feed's ``data/wait_frac``); once per ``--placements`` (``scaling.degrade_on``: ``actor`` rows of
    LR + HR, ``trainer``: HR windows degraded on this device before the step).
-3. **Budget**: the paper schedule (the preset's ``train.steps``) × the best step time alone, in hours; and the
-   CPU cores of degradation per device it needs: patches/s the step consumes ÷ patches/s one core of
-   ``DegradeWorker`` makes (in-process, one thread, this workload's degradations).
+3. **Budget**: the paper schedule (the preset's ``train.steps``) × the best step time alone, in hours; the
+   step's FLOPs (``torch.utils.flop_counter``, forward + backward) and the FLOP/s the best step achieves, on
+   CUDA as a share of the device's dense bf16 peak (:data:`BF16_PEAK`); and the CPU cores of degradation per
+   device it needs: patches/s the step consumes ÷ patches/s one core of ``DegradeWorker`` makes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ import numpy as np
 import ray
 import ray.data  # before console.configure, which quiets the loggers these imports set up
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from blindsr import console
 from blindsr.config import Config, build_config
@@ -63,6 +66,9 @@ SHRINK = {  # reduced sizes: the same code paths, fewer FLOPs
         "dasr": ["data.patch_size=12", "data.tasks_per_step=2", "model.moco_queue=32", "scale=2"],
     },
 }  # fmt: skip
+# dense (no sparsity) bf16 tensor-core peak in FLOP/s, by the words of torch.cuda.get_device_name; first match wins
+BF16_PEAK = {("H100", "PCIE"): 756e12, ("H100",): 989e12, ("H200",): 989e12, ("A100",): 312e12,
+             ("L40S",): 362e12, ("L4",): 121e12}  # fmt: skip
 
 
 @dataclass
@@ -83,6 +89,10 @@ class Result:
     rows: list[Row] = field(default_factory=list)
     paper_steps: int = 0
     projected_hours: float = 0.0
+    step_flops: int = 0  # one training step, forward + backward (a multiply-add is 2 FLOPs)
+    achieved_flops_per_s: float = 0.0  # step_flops x the best step's steps/s
+    device: str = ""
+    bf16_peak: float | None = None  # FLOP/s, when the device is in BF16_PEAK
     patches_per_step: int = 0
     patches_per_s_per_core: float = 0.0
     cores_per_device: float = 0.0
@@ -158,6 +168,20 @@ def fed_by_stream(
     return steps / (time.perf_counter() - start), meter.metrics().wait_frac
 
 
+def bf16_peak(device_name: str) -> float | None:
+    """The dense bf16 peak FLOP/s of a CUDA device named ``device_name``, None when it is not in the table."""
+    words = set(re.split(r"[\s_-]+", device_name.upper()))
+    return next((peak for key, peak in BF16_PEAK.items() if words.issuperset(key)), None)
+
+
+def step_flops(trainer: Trainer, batch: dict[str, torch.Tensor], device: torch.device) -> int:
+    """FLOPs of one training step of ``trainer`` on ``batch``, as ``torch.utils.flop_counter`` counts them."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.step(*to_float(batch, device))
+    return int(counter.get_total_flops())
+
+
 def degradation_per_core(cfg: Config, tasks: int) -> float:
     """Patches/s of one ``DegradeWorker`` on one thread for ``cfg``'s degradations and crops."""
     threads = torch.get_num_threads()
@@ -183,6 +207,8 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> Result
             trainer = build_trainer(workload(name, args.size, precision, compiled), device)
             rate = step_alone(trainer, batch, args.steps, args.warm + (2 if compiled else 0), device)
             result.rows.append(Row(precision, compiled, "memory", rate))
+            if not result.step_flops:  # the first row, fp32 eager: the count does not depend on precision
+                result.step_flops = step_flops(trainer, batch, device)
             del trainer
     baseline = result.rows[0].steps_per_s
     for row in result.rows:
@@ -197,6 +223,9 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> Result
             result.rows.append(Row(eager.precision, False, fed, rate, rate / eager.steps_per_s, wait))
     result.paper_steps = build_config(PRESETS[name][0]).train.steps
     result.projected_hours = result.paper_steps / best.steps_per_s / 3600
+    result.achieved_flops_per_s = result.step_flops * best.steps_per_s
+    result.device = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    result.bf16_peak = bf16_peak(result.device) if device.type == "cuda" else None
     result.patches_per_step = k * m
     result.patches_per_s_per_core = degradation_per_core(base, args.degrade_tasks)
     result.cores_per_device = k * m * best.steps_per_s / result.patches_per_s_per_core
@@ -214,6 +243,15 @@ def report(r: Result) -> str:
         f"  paper schedule: {r.paper_steps:,} steps x best step time = {r.projected_hours:.1f} h on this device"
         + ("" if r.size == "paper" else " (at reduced sizes, not the paper's)")
     )
+    work = f"  work: {r.step_flops / 1e12:.3g} TFLOP per step; best step {r.achieved_flops_per_s / 1e12:.3g} TFLOP/s"
+    if r.bf16_peak:
+        mfu = r.achieved_flops_per_s / r.bf16_peak
+        at_40 = r.paper_steps * r.step_flops / (0.4 * r.bf16_peak) / 3600
+        peak = f"{r.device} bf16 dense peak ({r.bf16_peak / 1e12:.0f} TFLOP/s)"
+        work += f" = {mfu:.1%} of the {peak}; the paper schedule at 40% of it: {at_40:.1f} h"
+    elif r.device != "cpu":
+        work += f" ({r.device}: no bf16 peak in BF16_PEAK)"
+    lines.append(work)
     lines.append(
         f"  degradation: {r.patches_per_s_per_core:.0f} patches/s per CPU core; the best step eats "
         f"{r.patches_per_step} patches per step = {r.cores_per_device:.2f} cores per device"

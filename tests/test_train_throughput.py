@@ -33,7 +33,10 @@ def test_train_throughput_measures_every_row_at_tiny_sizes(ray_session, tmp_path
         best = max(row.steps_per_s for row in alone)
         assert r.projected_hours == pytest.approx(r.paper_steps / best / 3600)
         assert r.cores_per_device == pytest.approx(r.patches_per_step * best / r.patches_per_s_per_core)
+        assert r.step_flops > 0 and r.achieved_flops_per_s == pytest.approx(r.step_flops * best)
+        assert r.bf16_peak is None  # a CPU has no entry in the peak table
         assert f"{r.model}: {r.batch} (tiny size)" in printed
+    assert "TFLOP per step" in printed
     assert "baseline: fp32 eager step" in printed and "at reduced sizes, not the paper's" in printed
     saved = json.loads(out.read_text())
     assert [r["model"] for r in saved["results"]] == ["cmdsr", "cdsr"]
