@@ -229,3 +229,8 @@ def test_build_config_refuses_a_model_key_the_model_does_not_read_but_not_a_pres
     with pytest.raises(ConfigError, match=r"model\.n_blocks: not used by model 'vdsr'"):
         build_config("cmdsr_paper", overrides=["model.name=vdsr", "model.n_blocks=5"])
     assert build_config("cdsr_paper", overrides=["model.name=dasr"]).model.name == "dasr"  # preset values pass
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PRESETS if n.endswith(("_paper", "_code", "_large"))))
+def test_paper_presets_size_their_degradation_actors(name):
+    assert PRESETS[name]().scaling.degrade_actors == "auto"  # a paper run on real data must not starve by default

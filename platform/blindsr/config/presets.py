@@ -138,6 +138,7 @@ def cdcl_paper(scale: int = 4) -> Config:
             channels_last=None,
             compile=None,
         ),
+        scaling=paper_scaling(),
     )
 
 
