@@ -1,11 +1,9 @@
 """The leaderboard's outputs: a Markdown page (one table per protocol × scale, sources as footnotes), a CSV of
-one line per method (``csv`` module) and a PNG of PSNR-Y against parameters (matplotlib).
+one line per method (``blindsr.tables``) and a PNG of PSNR-Y against parameters (matplotlib).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 from blindsr.evaluation.table import BICUBIC
 from blindsr.leaderboard.rows import Key, Row
 from blindsr.published import Catalogue
+from blindsr.tables import csv_text, markdown_table
 
 NA = "–"
 
@@ -59,7 +58,7 @@ def tables(rows: list[Row], catalogue: Catalogue, legends: dict[str, str]) -> st
         out += ["", f"_{legends[key[0]]}_"] if key[0] in legends else []
         head = ["method", "versions", "seeds", "params (M)", "GFLOPs (256² LR)"]
         head += [f"{t} (ours)" for t in ours] + [f"{t} (paper)" for t in paper]
-        out += ["", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+        body = []
         for r in present:
             e = r.paper.get(key)
             ref = f" [{sources.index(e.source) + 1}]" if e else ""
@@ -68,7 +67,8 @@ def tables(rows: list[Row], catalogue: Catalogue, legends: dict[str, str]) -> st
             cells.append(NA if r.flops is None else f"{r.flops / 1e9:.1f}")
             cells += [_fmt(r.ours.get((*key, t)), r.seeds) for t in ours]
             cells += [_fmt([(v, math.nan) for v in e.psnr_y[t]], 1) if e and t in e.psnr_y else NA for t in paper]
-            out.append("| " + " | ".join(cells) + " |")
+            body.append(cells)
+        out += ["", markdown_table(head, body)]
         out += [""] + [f"[{i + 1}] {s}" for i, s in enumerate(sources)] + [""]
     return "\n".join(out)
 
@@ -97,20 +97,13 @@ def to_csv(rows: list[Row], catalogue: Catalogue) -> str:
                 )
         header.append(f"{tag}/published_source")
         getters.append(lambda r, k=key: [f"{r.paper[k].method}: {r.paper[k].source}" if k in r.paper else ""])
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for r in rows:
-        base = [
-            r.method,
-            " ".join(r.versions),
-            r.seeds if r.versions else "",
-            r.family or "",
-            r.parameters or "",
-            r.flops or "",
-        ]
-        writer.writerow(base + [x for g in getters for x in g(r)])
-    return buf.getvalue()
+    body = [
+        [r.method, " ".join(r.versions), r.seeds if r.versions else "", r.family or "", r.parameters or ""]
+        + [r.flops or ""]
+        + [x for g in getters for x in g(r)]
+        for r in rows
+    ]
+    return csv_text(header, body)
 
 
 def plot(rows: list[Row], path: str | Path, title: str = "") -> Path:
