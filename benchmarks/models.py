@@ -12,6 +12,7 @@ Settings: ×4, the test-time task (1 image, 20 self-support crops of 32²) and a
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -38,7 +39,7 @@ def timed(fns: dict[str, Callable[[], object]], repeats: int, device: torch.devi
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - t0)
-    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
