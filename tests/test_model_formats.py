@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from blindsr.config import Config, ModelConfig
+from blindsr.config import Config
 from blindsr.infer import load
 from blindsr.models import build_model
 from blindsr.models.inference import super_resolve
 from blindsr.tracking import RegistryError, Tracker
-from helpers import TINY
+from helpers import tiny_config
 
 pytestmark = pytest.mark.slow  # fresh Python processes importing torch and MLflow: about a minute
 FAMILIES = ("cmdsr", "cdsr", "dasr", "cdcl", "kdsr")
@@ -48,7 +48,7 @@ print("loaded", *names)
 
 
 def tiny(name: str) -> tuple[Config, torch.nn.Module]:
-    cfg = Config(scale=2, model=ModelConfig(name=name, **TINY))
+    cfg = tiny_config(name)
     torch.manual_seed(FAMILIES.index(name) if name in FAMILIES else 9)
     return cfg, build_model(cfg.model, cfg.scale).eval()
 
