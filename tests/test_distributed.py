@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from blindsr.config import ModelConfig, build_config
 from blindsr.models import Family, build_model, family_of
 from blindsr.train.distributed import GradientAverager, all_gather_cat, buckets
-from blindsr.train.step import make_step
+from blindsr.train.trainer import make_step
 
 CASES = {  # name: (preset, overrides)
     "srresnet": ("cmdsr_smoke", []),  # the CMDSR smoke run's data, its BaseNet alone

@@ -15,7 +15,7 @@ from blindsr.models import build_model, count_parameters
 from blindsr.models.cdsr import CDSR
 from blindsr.models.cdsr_encoder import Encoder
 from blindsr.models.manet_encoder import KernelEstimator, MAConv, MANetFeatures
-from blindsr.train.step import make_step
+from blindsr.train.trainer import make_step
 from reference.manet_official import MAConv as OfficialMAConv
 from reference.manet_official import MANet_s1 as OfficialMANetS1
 

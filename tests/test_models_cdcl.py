@@ -13,7 +13,7 @@ import torch
 from blindsr.config import PRESETS, ConfigError, LossConfig, apply_overrides
 from blindsr.models import build_model, count_parameters
 from blindsr.models.cdcl import DF2K_MEAN, CdCL
-from blindsr.train.step import make_step
+from blindsr.train.trainer import make_step
 from reference.cdcl_official import BlindSR, InfoNCE
 
 RULES = [  # official key → ours

@@ -369,7 +369,7 @@ def test_encoder_pretraining_follows_the_official_schedule(shared):
     100); then L1 + InfoNCE at lr with the milestones counted from stage 2's start. Shared: one Adam whose
     encoder moments carry into stage 2, as the official trainer's; otherwise a stage-1 Adam of its own."""
     from blindsr.config import LossConfig, OptimConfig
-    from blindsr.train.step import make_step
+    from blindsr.train.trainer import make_step
 
     torch.manual_seed(9)
     model = DASR(2, n_groups=1, n_blocks=1, moco_queue=8)

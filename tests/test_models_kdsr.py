@@ -15,7 +15,7 @@ from blindsr.degradations.spec import DegradationSpec
 from blindsr.losses import distillation
 from blindsr.models import build_model, count_parameters
 from blindsr.models.kdsr import KDSR
-from blindsr.train.step import make_step
+from blindsr.train.trainer import make_step
 
 
 def paper_count(model: KDSR) -> int:

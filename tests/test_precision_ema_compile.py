@@ -17,8 +17,7 @@ from blindsr.models.family import sr_network
 from blindsr.train.acceleration import compile_forward
 from blindsr.train.ema import EMA
 from blindsr.train.precision import Precision
-from blindsr.train.step import make_step
-from blindsr.train.trainer import build_trainer
+from blindsr.train.trainer import build_trainer, make_step
 from blindsr.train.trainer import save as save_trainer
 from helpers import TINY
 

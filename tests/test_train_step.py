@@ -13,7 +13,8 @@ from blindsr.config import LossConfig, OptimConfig
 from blindsr.degradations.spec import DegradationSpec
 from blindsr.models.cmdsr import CMDSR
 from blindsr.models.srresnet import SRResNet
-from blindsr.train.step import CMDSRStep, SRStep, make_step
+from blindsr.train.step import CMDSRStep, SRStep
+from blindsr.train.trainer import make_step
 
 SHARP = DegradationSpec(scale=2, kernel="iso", kernel_size=7, sigma=0.3, noise=0.0)
 BLURRY = DegradationSpec(scale=2, kernel="iso", kernel_size=7, sigma=2.0, noise=0.0)

@@ -3,7 +3,8 @@
 A batch is ``lr`` (k, m, 3, h, w) and ``hr`` (k, m, 3, s·h, s·w), float in [0, 1] on the training device: k tasks of
 m patches sharing one degradation. A step object owns its optimisers and schedulers, returns slash-named metrics,
 checkpoints through ``state_dict``, skips a non-finite step on all ranks, runs its forwards under its
-:class:`~blindsr.train.precision.Precision` and updates the optional EMA. Multi-stage families: ``train/stages.py``."""
+:class:`~blindsr.train.precision.Precision` and updates the optional EMA. Multi-stage families: ``train/stages.py``;
+a model's step: ``trainer.make_step``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from torch import nn
 from blindsr.config import LossConfig, OptimConfig
 from blindsr.losses import derangement, l1_255, task_contrastive
 from blindsr.models.cmdsr import CMDSR
-from blindsr.models.family import Family, family_of
 from blindsr.train.distributed import GradientAverager
 from blindsr.train.ema import EMA
 from blindsr.train.optim import main_schedule, optimizer
@@ -210,30 +210,3 @@ class CMDSRStep(Step):
         super().load_state_dict(state)
         self.base_updates = int(state["base_updates"])
         self.generator.set_state(state["generator"])
-
-
-def make_step(
-    model: nn.Module,
-    optim_cfg: OptimConfig,
-    loss_cfg: LossConfig,
-    generator: torch.Generator | None = None,
-    *,
-    precision: Precision | None = None,
-    ema: EMA | None = None,
-    averager: GradientAverager | None = None,
-) -> Step:
-    """The step that trains ``model``'s family (``models.family_of``), in ``precision``, followed by ``ema``;
-    ``averager`` averages gradients over data-parallel ranks (default: bucketed, overlapping backward)."""
-    from blindsr.train.stages import ContrastiveStep, DistillationStep, MultiCropStep  # they build on Step
-
-    family = family_of(model)
-    kw: dict[str, Any] = {"precision": precision, "ema": ema, "averager": averager}
-    if family is Family.CONDITIONAL:
-        return CMDSRStep(model, optim_cfg, loss_cfg, generator or torch.Generator().manual_seed(0), **kw)
-    steps: dict[Family, type[Step]] = {
-        Family.PLAIN: SRStep,
-        Family.CONTRASTIVE: ContrastiveStep,
-        Family.MULTICROP: MultiCropStep,
-        Family.DISTILLED: DistillationStep,
-    }
-    return steps[family](model, optim_cfg, loss_cfg, **kw)

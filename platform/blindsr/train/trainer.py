@@ -17,12 +17,40 @@ import torch
 from torch import nn
 
 from blindsr.artifacts import checkpoint
-from blindsr.config import Config
+from blindsr.config import Config, LossConfig, OptimConfig
 from blindsr.models import build_model
+from blindsr.models.family import Family, family_of
 from blindsr.train.acceleration import accelerate
+from blindsr.train.distributed import GradientAverager
 from blindsr.train.ema import EMA
 from blindsr.train.precision import Precision
-from blindsr.train.step import Step, make_step
+from blindsr.train.stages import ContrastiveStep, DistillationStep, MultiCropStep
+from blindsr.train.step import CMDSRStep, SRStep, Step
+
+
+def make_step(
+    model: nn.Module,
+    optim_cfg: OptimConfig,
+    loss_cfg: LossConfig,
+    generator: torch.Generator | None = None,
+    *,
+    precision: Precision | None = None,
+    ema: EMA | None = None,
+    averager: GradientAverager | None = None,
+) -> Step:
+    """The step that trains ``model``'s family (``models.family_of``), in ``precision``, followed by ``ema``;
+    ``averager`` averages gradients over data-parallel ranks (default: bucketed, overlapping backward)."""
+    family = family_of(model)
+    kw: dict[str, Any] = {"precision": precision, "ema": ema, "averager": averager}
+    if family is Family.CONDITIONAL:
+        return CMDSRStep(model, optim_cfg, loss_cfg, generator or torch.Generator().manual_seed(0), **kw)
+    steps: dict[Family, type[Step]] = {
+        Family.PLAIN: SRStep,
+        Family.CONTRASTIVE: ContrastiveStep,
+        Family.MULTICROP: MultiCropStep,
+        Family.DISTILLED: DistillationStep,
+    }
+    return steps[family](model, optim_cfg, loss_cfg, **kw)
 
 
 @dataclass
