@@ -37,7 +37,7 @@ from blindsr import console
 from blindsr.config import Config, build_config
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.feed import TRAIN_COLUMNS
-from blindsr.data.sources import list_image_files
+from blindsr.data.images import list_image_files
 
 DF2K_IMAGES = 3450
 

@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from blindsr import console
 from blindsr.data import corpus
+from blindsr.data.images import list_image_files
 from blindsr.data.shards import iter_source_images, write_shards
-from blindsr.data.sources import list_image_files
 
 
 def parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from PIL import Image
 from scipy.io import savemat
 
 from blindsr.data.benchmarks import benchmark_dir, cached_lr, load_benchmark, load_div2krk
-from blindsr.data.sources import DatasetError
+from blindsr.data.images import DatasetError
 from blindsr.degradations import TEST_PRESETS, apply
 
 

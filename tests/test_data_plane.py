@@ -13,10 +13,11 @@ from PIL import Image
 
 from blindsr.config import Config, ScalingConfig, build_config
 from blindsr.data.actor import DegradeWorker
+from blindsr.data.images import DatasetError
 from blindsr.data.patches import Task
 from blindsr.data.schema import ID_BYTES, TaskRow, decode, decode_specs, encode
 from blindsr.data.shards import load_shards, write_shards
-from blindsr.data.sources import DatasetError, load_source
+from blindsr.data.sources import load_source
 from blindsr.degradations import DegradationSpec, degrade
 
 K, N, P, S = 4, 4, 16, 2  # tasks per batch, patches per task, LR patch side, scale

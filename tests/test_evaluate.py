@@ -12,8 +12,7 @@ import torch
 
 from blindsr.config import Config, ModelConfig
 from blindsr.data.benchmarks import load_div2krk
-from blindsr.data.images import write_png
-from blindsr.data.sources import HRImage
+from blindsr.data.images import HRImage, write_png
 from blindsr.degradations.pipeline import apply, mod_crop
 from blindsr.degradations.presets import TEST_PRESETS
 from blindsr.evaluation import (

@@ -10,8 +10,7 @@ import torch
 
 from blindsr.artifacts.checkpoint import save_weights
 from blindsr.config import Config, ModelConfig, save_yaml
-from blindsr.data.images import read_image, write_png
-from blindsr.data.sources import DatasetError
+from blindsr.data.images import DatasetError, read_image, write_png
 from blindsr.infer import ModelSourceError, load, upscale
 from blindsr.models.inference import model_scale, super_resolve
 from helpers import TINY, job, tiny

@@ -18,8 +18,8 @@ from torch import nn
 
 from blindsr.config import flatten
 from blindsr.data.corpus import image
-from blindsr.data.images import write_png
-from blindsr.data.sources import HRImage, load_folder
+from blindsr.data.images import HRImage, write_png
+from blindsr.data.sources import load_folder
 from blindsr.evaluation import evaluate, generated_cases
 from blindsr.leaderboard import Score, Version, build_rows, set_digest, to_csv
 from blindsr.leaderboard.render import tables

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from blindsr.data.images import HRImage, ImagePool
 from blindsr.data.patches import TaskSampler, crop_window
-from blindsr.data.sources import HRImage, ImagePool, load_corpus
+from blindsr.data.sources import load_corpus
 from blindsr.degradations import TRAIN_PRESETS, DegradationSpec, degrade
 
 

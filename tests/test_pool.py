@@ -11,10 +11,11 @@ from PIL import Image
 
 from blindsr.config import build_config
 from blindsr.data.actor import DegradeWorker
+from blindsr.data.images import DatasetError
 from blindsr.data.patches import TaskSampler
 from blindsr.data.pool import INDEX, PIXELS, entry_name, node_pool
 from blindsr.data.shards import iter_source_images, write_shards
-from blindsr.data.sources import DatasetError, load_folder
+from blindsr.data.sources import load_folder
 from blindsr.data.synthetic import DIV2K_SIZE, write_df2k
 from blindsr.data.windows import TASKS_PER_IMAGE, PoolWindows
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from blindsr.data import corpus
-from blindsr.data.images import ImageReadError, read_image
-from blindsr.data.sources import DatasetError, load_corpus, load_folder, load_source
+from blindsr.data.images import DatasetError, ImageReadError, read_image
+from blindsr.data.sources import load_corpus, load_folder, load_source
 
 
 @pytest.fixture

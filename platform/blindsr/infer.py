@@ -14,8 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from blindsr.data.images import ImageReadError, read_image
-from blindsr.data.sources import list_image_files
+from blindsr.data.images import ImageReadError, list_image_files, read_image
 from blindsr.errors import UserError
 from blindsr.models.inference import choose_device, upscale_array
 

@@ -21,10 +21,10 @@ import pyarrow as pa
 
 from blindsr.config import DataConfig, DegradationConfig
 from blindsr.console import Event, send
+from blindsr.data.images import DatasetError, ImagePool
 from blindsr.data.patches import Task, TaskSampler
 from blindsr.data.pool import node_pool
 from blindsr.data.schema import TaskRow, encode, pack
-from blindsr.data.sources import DatasetError, ImagePool
 from blindsr.data.windows import PoolWindows
 from blindsr.degradations.sampling import max_context, sample_spec
 from blindsr.degradations.spec import DegradationSpec

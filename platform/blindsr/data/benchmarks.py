@@ -16,8 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from blindsr.data.images import IMAGE_SUFFIXES, ImageReadError, read_image, write_png
-from blindsr.data.sources import DatasetError, HRImage, list_image_files
+from blindsr.data.images import (
+    IMAGE_SUFFIXES,
+    DatasetError,
+    HRImage,
+    ImageReadError,
+    list_image_files,
+    read_image,
+    write_png,
+)
 from blindsr.degradations.pipeline import apply, mod_crop
 from blindsr.degradations.spec import DegradationSpec
 

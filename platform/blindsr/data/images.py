@@ -1,4 +1,5 @@
-"""Reading image files into RGB uint8 arrays, whatever their mode or bit depth.
+"""Image files and pools of them: reading a file into RGB uint8 whatever its mode or bit depth, listing a folder's
+image files, and the pool of HR images a source gives (with what was skipped and why).
 
 16-bit → 8-bit (÷257, rounded), grayscale/palette/CMYK → RGB, alpha dropped, EXIF orientation applied.
 Anything that cannot be decoded raises :class:`ImageReadError` naming the file and the reason.
@@ -7,6 +8,8 @@ Anything that cannot be decoded raises :class:`ImageReadError` naming the file a
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,67 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 
 class ImageReadError(UserError, OSError):
     """An image file is unreadable, truncated, or of an unsupported kind."""
+
+
+class DatasetError(UserError, FileNotFoundError):
+    """A dataset location is missing, empty, or holds no usable image."""
+
+
+@dataclass
+class HRImage:
+    id: str  # stable identifier: relative path, or corpus name
+    pixels: np.ndarray  # (H, W, 3) uint8 RGB
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+
+@dataclass
+class ImagePool:
+    """The HR images a sampler draws tasks from, plus what was skipped and why."""
+
+    images: list[HRImage]
+    origin: str
+    skipped: dict[str, str] = field(default_factory=dict)  # id → reason
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> HRImage:
+        return self.images[i]
+
+    def summary(self) -> str:
+        reasons = Counter(r.split(":")[0] for r in self.skipped.values())
+        extra = ", ".join(f"{n} {why}" for why, n in reasons.items())
+        return f"{len(self.images)} images from {self.origin}" + (
+            f"; skipped {len(self.skipped)} ({extra})" if self.skipped else ""
+        )
+
+    def checked(self, empty_message: str) -> ImagePool:
+        """Log what was skipped; raise ``DatasetError(empty_message (summary))`` when nothing is usable."""
+        if self.skipped:
+            log.warning("%s", self.summary())
+        if not self.images:
+            raise DatasetError(f"{empty_message} ({self.summary()})")
+        return self
+
+
+def list_image_files(root: str | Path, recursive: bool = True) -> list[Path]:
+    """Sorted image files (png, jpg, jpeg, bmp, tif, tiff; any case) under ``root``."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"dataset folder does not exist: {root}")
+    if not root.is_dir():
+        raise DatasetError(f"dataset path is not a folder: {root}")
+    pattern = root.rglob("*") if recursive else root.glob("*")
+    files = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(
+            f"no images found in {root} ({'recursively' if recursive else 'top level only'}); "
+            f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
+    return files
 
 
 def to_rgb_uint8(arr: np.ndarray, where: str = "array") -> np.ndarray:

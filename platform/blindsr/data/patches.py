@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from blindsr.config import DegradationConfig
-from blindsr.data.sources import ImagePool
+from blindsr.data.images import ImagePool
 from blindsr.degradations.sampling import sample_spec
 from blindsr.degradations.spec import DegradationSpec
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blindsr.config import Config, ScalingConfig
+from blindsr.data.images import list_image_files
 from blindsr.data.shards import is_shard_location, list_shards
-from blindsr.data.sources import list_image_files
 from blindsr.errors import UserError
 
 log = logging.getLogger(__name__)

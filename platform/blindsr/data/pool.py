@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from blindsr.data import corpus
-from blindsr.data.images import ImageReadError, read_image
+from blindsr.data.images import DatasetError, HRImage, ImagePool, ImageReadError, list_image_files, read_image
 from blindsr.data.shards import is_shard_location, iter_shard_images, list_shards
-from blindsr.data.sources import DatasetError, HRImage, ImagePool, list_image_files
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from blindsr.data import corpus
-from blindsr.data.images import ImageReadError, read_image
-from blindsr.data.sources import DatasetError, HRImage, ImagePool, list_image_files
+from blindsr.data.images import DatasetError, HRImage, ImagePool, ImageReadError, list_image_files, read_image
 
 log = logging.getLogger(__name__)
 

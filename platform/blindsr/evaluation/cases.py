@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from blindsr.data.benchmarks import ALIASES, KernelPair, cached_lr, load_benchmark
-from blindsr.data.sources import DatasetError, HRImage, load_source
+from blindsr.data.images import DatasetError, HRImage
+from blindsr.data.sources import load_source
 from blindsr.degradations.pipeline import apply, mod_crop
 from blindsr.degradations.presets import TEST_PRESETS
 from blindsr.degradations.spec import DegradationSpec

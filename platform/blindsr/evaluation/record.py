@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from blindsr.data.benchmarks import load_div2krk
-from blindsr.data.sources import DatasetError
+from blindsr.data.images import DatasetError
 from blindsr.evaluation.cases import Case, benchmark_sets, div2krk_cases, generated_cases, named_set
 from blindsr.evaluation.table import Table
 from blindsr.models.inference import choose_device

@@ -9,7 +9,8 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from blindsr.data.sources import DatasetError, list_image_files, load_corpus
+from blindsr.data.images import DatasetError, list_image_files
+from blindsr.data.sources import load_corpus
 from blindsr.errors import InputError
 from blindsr.evaluation.cases import Case
 from blindsr.evaluation.record import choose_cases
