@@ -140,6 +140,19 @@ def test_build_config_layers(tmp_path):
         build_config("nope")
 
 
+def test_degradation_by_name_is_the_whole_section_at_the_configs_scale(tmp_path):
+    from blindsr.degradations.presets import cdsr_train, dasr_iso
+
+    cfg = build_config("cdsr_demo", None, ["degradation=dasr_iso"])
+    assert cfg.degradation == dasr_iso(2)  # the demo's ×2, not the distribution's default ×4
+    assert apply_overrides(Config(), ["degradation=cdsr_train", "scale=3"]).degradation == cdsr_train(3)
+    p = tmp_path / "c.yaml"
+    p.write_text("degradation: dasr_iso\n")
+    assert load_yaml(p, base=build_config("cmdsr_demo")).degradation == dasr_iso(2)
+    with pytest.raises(ConfigError, match=r"degradation in --set: unknown training distribution 'iso'; valid: cmdsr"):
+        apply_overrides(Config(), ["degradation=iso"])
+
+
 def test_flatten_is_dotted_and_complete():
     flat = flatten(Config())
     assert flat["optim.lr"] == 1e-4 and flat["degradation.kernel"] == "iso"

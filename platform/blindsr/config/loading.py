@@ -19,6 +19,7 @@ import yaml
 from blindsr.config.model_fields import ignored_message
 from blindsr.config.presets import PRESETS
 from blindsr.config.schema import Config, ConfigError
+from blindsr.degradations.presets import TRAIN_PRESETS
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -245,7 +246,15 @@ def dump_yaml(cfg: Config) -> str:
 
 
 def merge(cfg: Config, data: dict[str, Any], origin: str | None = None) -> Config:
-    """Overlay a nested partial dict onto ``cfg`` (validated like a fresh load)."""
+    """Overlay a nested partial dict onto ``cfg`` (validated like a fresh load). ``degradation`` may name a
+    training distribution (``degradation: dasr_iso``): the whole section, at the merged config's scale."""
+    if isinstance(data, dict) and isinstance(name := data.get("degradation"), str):
+        if name not in TRAIN_PRESETS:
+            raise ConfigError(
+                f"degradation{_where(origin)}: unknown training distribution {name!r}; valid: {', '.join(TRAIN_PRESETS)}"
+            )
+        scale = _coerce(data.get("scale", cfg.scale), int, "scale", origin)
+        data = {**data, "degradation": to_dict(TRAIN_PRESETS[name](scale))}
     merged = _deep_update(to_dict(cfg), data, origin)
     return from_dict(type(cfg), merged, origin)
 
