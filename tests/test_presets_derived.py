@@ -15,6 +15,11 @@ from blindsr.config.presets import PRESETS
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "76d5b20"  # the last commit with cmdsr_demo, cdsr_demo and cdcl_demo written out in full
 DERIVED = ["cmdsr_demo", "cmdsr_smoke", "cdsr_demo", "cdsr_smoke", "cdcl_demo", "cdcl_smoke"]
+# values changed on purpose since BASE: the CMDSR demo trains twice as long, to beat bicubic on whole photographs
+CHANGED = {
+    "cmdsr_demo": {"train.steps": 1000, "optim.milestones": [800]},
+    "cmdsr_smoke": {"optim.milestones": [800]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,4 +36,4 @@ def before() -> types.ModuleType:
 
 @pytest.mark.parametrize("name", DERIVED)
 def test_derived_demo_equals_its_hand_written_form(before: types.ModuleType, name: str) -> None:
-    assert flatten(PRESETS[name]()) == flatten(before.PRESETS[name]())
+    assert flatten(PRESETS[name]()) == flatten(before.PRESETS[name]()) | CHANGED.get(name, {})
