@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(ref, p, s) for p in args.protocol for s in sets for ref in refs]
     key = {
         j: f"{j[0].name}/{j[0].version}/{j[1]}/x{scale[j[0].uri]}/{j[2].name}/{j[2].digest}/seed{args.seed}"
+        f"/{j[0].model_id or j[0].run_id}"  # a name deleted and registered again numbers its versions from 1 again
         for j in jobs
     }
     cached = board.cached_scores(uri, key.values())

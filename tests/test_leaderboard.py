@@ -200,6 +200,10 @@ def test_leaderboard_caches_ties_pools_seeds_and_places_published(tmp_path, caps
     assert job("leaderboard").main(["cmdsr_x2", *args]) == 0
     assert "evaluated 2 of 4 version × protocol × set (2 cached)" in capsys.readouterr().out
     assert _rows(out.with_suffix(".csv"))["cmdsr_x2"]["seeds"] == "2"
+    client.delete_registered_model("srresnet_x2")  # registered again, its versions are numbered from 1 again
+    _register(uri, "srresnet_x2", "srresnet", 5)
+    assert job("leaderboard").main(["srresnet_x2", *args]) == 0
+    assert "evaluated 2 of 2 version × protocol × set (0 cached)" in capsys.readouterr().out
 
     for bad, message in (
         (["--protocol", "gaussian9"], "error: unknown protocol gaussian9; protocols: cmdsr,"),

@@ -16,7 +16,7 @@ from blindsr.tracking.registry import RegistryError, _client, _refusals_as_error
 from blindsr.tracking.store import RUN_NAME_TAG
 
 EXPERIMENT = "blindsr-leaderboard"
-KEY_TAG = "blindsr.leaderboard.key"  # model/version/protocol/xscale/set/digest: what a cached run scored
+KEY_TAG = "blindsr.leaderboard.key"  # model/version/protocol/xscale/set/digest/seed/model id: what a run scored
 PARAMS_TAG, FLOPS_TAG = "blindsr.parameters", "blindsr.flops_256"  # version tags: its cost, measured once
 SEED_TAGS = ("blindsr.seed", "seed")  # a run's or version's training seed (sweeps tag blindsr.seed)
 
