@@ -16,7 +16,7 @@ DIV2K-sized photographs (2040 × 1356 PNG, ``blindsr.data.synthetic``) are writt
    resident pool, one thread each; and the DF2K (3,450 images) extrapolation of the measured memory slope.
 4. **Stream vs DataLoader** at equal producers: patches/s delivered to a consumer that only touches each batch,
    and the first batch, for the Ray stream and a PyTorch ``DataLoader`` whose workers call ``DegradeWorker.make``
-   per task (default collate of k tasks).
+   per task (default collate of k tasks); every producer on one core (OpenCV's own pool too), as an actor of 1 CPU.
 5. **Start-up vs schedule**: first batch of a 64M-task stream vs a 400-task one (alternated pairs).
 """
 
@@ -155,9 +155,16 @@ def stream_vs_loader(source: str, producers: int, batches: int) -> dict[str, flo
             task = Tasks.worker.make(i).task
             return {"lr": task.lr, "hr": task.hr}
 
-    loader = torch.utils.data.DataLoader(Tasks(), batch_size=k, num_workers=producers)
+    loader = torch.utils.data.DataLoader(Tasks(), batch_size=k, num_workers=producers, worker_init_fn=one_thread)
     loader_rate, loader_first = consume(loader)
     return {"ray": ray_rate, "loader": loader_rate, "ray_first": ray_first, "loader_first": loader_first}
+
+
+def one_thread(_: int) -> None:
+    """A DataLoader worker on one core, as an actor of one CPU (torch's threads are already 1 in a worker)."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def first_batch(source: str, tasks: int) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -98,6 +99,16 @@ def test_schema_round_trip_is_exact_and_zero_copy(folder):
     torch_batch = {k: torch.from_numpy(np.array(v)) for k, v in numpy_batch.items()}
     assert decode_specs(torch_batch) == [r.task.spec for r in rows]
     assert decode_specs(table, "key_")[1] == rows[1].key_spec
+
+
+def test_an_actor_of_one_cpu_runs_opencv_on_one_thread(folder, monkeypatch):
+    cfg, before = small_cfg(str(folder)), cv2.getNumThreads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray sets in an actor of num_cpus=1
+    try:
+        DegradeWorker(cfg.data, cfg.degradation, S, seed=3)
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_encode_rejects_mixed_shapes_and_keys(folder):

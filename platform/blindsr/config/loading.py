@@ -250,9 +250,8 @@ def merge(cfg: Config, data: dict[str, Any], origin: str | None = None) -> Confi
     training distribution (``degradation: dasr_iso``): the whole section, at the merged config's scale."""
     if isinstance(data, dict) and isinstance(name := data.get("degradation"), str):
         if name not in TRAIN_PRESETS:
-            raise ConfigError(
-                f"degradation{_where(origin)}: unknown training distribution {name!r}; valid: {', '.join(TRAIN_PRESETS)}"
-            )
+            valid = ", ".join(TRAIN_PRESETS)
+            raise ConfigError(f"degradation{_where(origin)}: unknown training distribution {name!r}; valid: {valid}")
         scale = _coerce(data.get("scale", cfg.scale), int, "scale", origin)
         data = {**data, "degradation": to_dict(TRAIN_PRESETS[name](scale))}
     merged = _deep_update(to_dict(cfg), data, origin)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import mmap
+import os
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 import pyarrow as pa
 
@@ -73,6 +75,8 @@ class DegradeWorker:
             raise ValueError(f"unknown stream {stream!r}; valid: {', '.join(STREAMS)}")
         if degrade_on not in ("actor", "trainer"):
             raise ValueError(f"unknown degrade_on {degrade_on!r}; valid: actor, trainer")
+        if (threads := os.environ.get("OMP_NUM_THREADS", "")).isdigit() and int(threads) > 0:
+            cv2.setNumThreads(int(threads))  # Ray sets it to an actor's CPUs; OpenCV's pthreads pool ignores it
         self.window = max_context(degradation, scale) if degrade_on == "trainer" else 0
         self.data, self.degradation, self.scale = data, degradation, scale
         self.seed, self.stream_key, self.first_task = seed, STREAMS[stream], first_task
