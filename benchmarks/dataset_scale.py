@@ -1,6 +1,6 @@
 """The data plane at paper scale: memory, start-up and speed of the HR pool as the training set grows.
 
-    python benchmarks/dataset_scale.py [--sizes 25,50,100] [--actors 1,2,4] [--images DIR] [--seconds 6]
+    python benchmarks/dataset_scale.py [--sizes 25,50,100] [--actors 1,2,4] [--images DIR] [--sections 1,2,3,4,5]
 
 DIV2K-sized photographs (2040 × 1356 PNG, ``blindsr.data.synthetic``) are written for the largest size, or
 ``--images`` names a real folder. Workload: ``cmdsr_paper`` rows (40 patches of 48² LR, ×4) from that folder.
@@ -207,16 +207,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batches", type=int, default=40, help="batches per stream / DataLoader measurement")
     p.add_argument("--pairs", type=int, default=3, help="alternated 400 / 64M-task first-batch pairs")
     p.add_argument("--window-tasks", type=int, default=1200, help="tasks per windows measurement")
+    p.add_argument("--sections", default="1,2,3,4,5", help="which of the five sections to run")
     args = p.parse_args(argv)
+    sections = {int(x) for x in args.sections.split(",")}
     console.configure(verbose=False)
     work = Path(tempfile.mkdtemp(prefix="blindsr-scale-"))
     os.environ["BLINDSR_CACHE_DIR"] = str(work / "cache")  # this run's node cache, inherited by Ray's processes
     actors = [int(a) for a in args.actors.split(",")]
+    from blindsr.data.pool import node_pool
+    from blindsr.data.synthetic import write_folder
+
     if args.images:
         sizes, folders = [len(list_image_files(args.images))], {0: args.images}
     else:
-        from blindsr.data.synthetic import write_folder
-
         sizes = [int(s) for s in args.sizes.split(",")]
         write_folder(work / "all", max(sizes))
         folders = {}
@@ -226,65 +229,62 @@ def main(argv: list[str] | None = None) -> None:
             for f in sorted((work / "all").iterdir())[:n]:
                 (folders[n] / f.name).symlink_to(f)
     warm = work / "warm"
-    from blindsr.data.synthetic import write_folder
-
     write_folder(warm, 1)
     ray.init(address="local", num_cpus=max(8, 2 * max(actors)), include_dashboard=False, **console.ray_init_options())
     ray.data.DataContext.get_current().enable_progress_bars = False
+    big = max(sizes)
+    source = str(folders.get(big, folders.get(0)))
     raw = {}
     print(f"CPU: {os.cpu_count()} cores; workload cmdsr_paper rows; memory in MB beyond each actor's imports")
-    print("1. pool memory   images  raw MB  actors  kind   start s  pool s  USS/actor (pool pages)  node total  "
-          "(x raw)  patches/s/actor")  # fmt: skip
     for n in sizes:
-        source = str(folders.get(n, folders.get(0)))
-        from blindsr.data.pool import node_pool
-
         t = time.perf_counter()
-        raw[n] = node_pool(source, min_size=192).raw_bytes / 2**20
+        raw[n] = node_pool(str(folders.get(n, folders.get(0))), min_size=192).raw_bytes / 2**20
         print(f"   node cache of {n} images built once in {time.perf_counter() - t:.1f} s")
-        for a in actors:
-            for kind in ("node", "copy"):
-                r = pool_memory(source, kind, a, args.seconds, str(warm))
-                print(f"   {n:>17} {raw[n]:7.0f} {a:7} {kind:>6} {r['start_s']:8.1f} {r['built_s']:7.2f} "
-                      f"{r['uss']:10.0f} ({r['pool_pages']:6.0f}) {r['node']:12.0f} {r['node'] / raw[n]:7.2f}x "
-                      f"{r['patches_per_s']:10.0f}", flush=True)  # fmt: skip
-    # 2. shards
-    from blindsr.data.shards import iter_source_images, write_shards
+    if 1 in sections:
+        print("1. pool memory   images  raw MB  actors  kind   start s  pool s  USS/actor (pool pages)  node total  "
+              "(x raw)  patches/s/actor")  # fmt: skip
+        for n in sizes:
+            for a in actors:
+                for kind in ("node", "copy"):
+                    r = pool_memory(str(folders.get(n, folders.get(0))), kind, a, args.seconds, str(warm))
+                    print(f"   {n:>17} {raw[n]:7.0f} {a:7} {kind:>6} {r['start_s']:8.1f} {r['built_s']:7.2f} "
+                          f"{r['uss']:10.0f} ({r['pool_pages']:6.0f}) {r['node']:12.0f} {r['node'] / raw[n]:7.2f}x "
+                          f"{r['patches_per_s']:10.0f}", flush=True)  # fmt: skip
+    if 2 in sections:
+        from blindsr.data.shards import iter_source_images, write_shards
 
-    big = max(sizes)
-    shards = work / "shards"
-    write_shards(iter_source_images(str(folders.get(big, folders.get(0)))), str(shards))
-    for kind in ("node", "copy"):
-        r = pool_memory(str(shards), kind, 1, args.seconds, str(warm))
-        print(f"2. shards, {big} images, 1 actor, {kind:>4}: USS {r['uss']:.0f} MB = {r['uss'] / raw[big]:.2f}x raw; "
-              f"node total {r['node'] / raw[big]:.2f}x raw; start {r['start_s']:.1f} s")  # fmt: skip
-    # 3. windows and DF2K (in this process, before any stream runs)
-    resident, windows, crossed = windowed(source, raw[big] / 1024, args.window_tasks)
-    print(
-        f"5. windows of a quarter of the pool: {windows:.1f} vs {resident:.1f} rows/s resident = "
-        f"{windows / resident:.2f}x ({crossed} windows crossed)"
-    )
-    if len(sizes) > 1:
-        slope = (raw[sizes[-1]] - raw[sizes[0]]) / (sizes[-1] - sizes[0])
+        shards = work / "shards"
+        write_shards(iter_source_images(source), str(shards))
+        for kind in ("node", "copy"):
+            r = pool_memory(str(shards), kind, 1, args.seconds, str(warm))
+            print(f"2. shards, {big} images, 1 actor, {kind:>4}: USS {r['uss']:.0f} MB = {r['uss'] / raw[big]:.2f}x "
+                  f"raw; node total {r['node'] / raw[big]:.2f}x raw; start {r['start_s']:.1f} s")  # fmt: skip
+    if 3 in sections:  # in this process, before any stream runs
+        resident, windows, crossed = windowed(source, raw[big] / 1024, args.window_tasks)
         print(
-            f"   DF2K ({DF2K_IMAGES} images) at {slope:.1f} MB/image: {slope * DF2K_IMAGES / 1024:.1f} GB per node "
-            f"(node pool, any number of actors) vs x actors (a copy each)"
+            f"3. windows of a quarter of the pool: {windows:.1f} vs {resident:.1f} rows/s resident = "
+            f"{windows / resident:.2f}x ({crossed} windows crossed)"
         )
-    # 4. stream vs DataLoader
-    source = str(folders.get(big, folders.get(0)))
-    for producers in (1, 2):
-        r = stream_vs_loader(source, producers, args.batches)
+        if len(sizes) > 1:
+            slope = (raw[sizes[-1]] - raw[sizes[0]]) / (sizes[-1] - sizes[0])
+            print(
+                f"   DF2K ({DF2K_IMAGES} images) at {slope:.1f} MB/image: {slope * DF2K_IMAGES / 1024:.1f} GB per "
+                f"node (node pool, any number of actors) vs x actors (a copy each)"
+            )
+    if 4 in sections:
+        for producers in (1, 2):
+            r = stream_vs_loader(source, producers, args.batches)
+            print(
+                f"4. {producers} producer(s): Ray stream {r['ray']:.0f} patches/s vs DataLoader {r['loader']:.0f} = "
+                f"{r['ray'] / r['loader']:.2f}x; first batch {r['ray_first']:.1f} s vs {r['loader_first']:.1f} s"
+            )
+    if 5 in sections:
+        pairs = [(first_batch(source, 400), first_batch(source, 64_000_000)) for _ in range(args.pairs)]
+        ratios = [long / short for short, long in pairs]
         print(
-            f"3. {producers} producer(s): Ray stream {r['ray']:.0f} patches/s vs DataLoader {r['loader']:.0f} = "
-            f"{r['ray'] / r['loader']:.2f}x; first batch {r['ray_first']:.1f} s vs {r['loader_first']:.1f} s"
+            f"5. first batch, 400 vs 64M tasks: {', '.join(f'{s:.1f}/{lg:.1f} s' for s, lg in pairs)}; "
+            f"median ratio {statistics.median(ratios):.2f}x"
         )
-    # 5. first batch vs schedule
-    pairs = [(first_batch(source, 400), first_batch(source, 64_000_000)) for _ in range(args.pairs)]
-    ratios = [long / short for short, long in pairs]
-    print(
-        f"4. first batch, 400 vs 64M tasks: {', '.join(f'{s:.1f}/{lg:.1f} s' for s, lg in pairs)}; "
-        f"median ratio {statistics.median(ratios):.2f}x"
-    )
     ray.shutdown()
 
 
