@@ -33,7 +33,7 @@ run() {  # run JOB PRESET NAME SEED [--set k=v ...]
 }
 for seed in $(seq "$FIRST_SEED" $((SEEDS - 1))); do
   run train_cmdsr.py demo cmdsr_demo "$seed"
-  run train_cdsr.py demo cdsr_demo "$seed" --set optim.lr=5e-4  # at the preset's 2e-4 it ties bicubic on DASR-iso
+  run train_cdsr.py demo cdsr_demo "$seed"
   run train_cdsr.py demo dasr_demo "$seed" --set model.name=dasr
   run train_cdcl.py demo cdcl_demo "$seed"
   run train_kdsr.py demo kdsr_demo "$seed"
