@@ -6,18 +6,23 @@ DIV2K-sized photographs (2040 × 1356 PNG, ``blindsr.data.synthetic``) are writt
 ``--images`` names a real folder. Workload: ``cmdsr_paper`` rows (40 patches of 48² LR, ×4) from that folder.
 
 1. **Pool memory**, for each size and actor count: actors built as Ray Data builds them (one process each),
-   each measured after its imports and again after making rows for ``--seconds``. Per actor: private memory
-   (USS) beyond imports, and the part of it that is pool pages no other process has mapped yet (page cache of the
-   node's file); the node's total: the actors' proportional memory (shared pages once) + the object store.
+   each measured after its imports and rows from a one-image pool, and again after making rows for ``--seconds``
+   from the measured pool. Per actor: private memory beyond that (anonymous pages: USS also counts file pages,
+   of libraries and of the pool, that no other process has touched yet, and they turn shared when one does), the
+   pool pages no other process has mapped yet; the node's total: the actors' proportional memory (shared pages
+   once) + the object store.
    ``node``: the node's mapped pool (blindsr); **baseline** ``copy``: each actor decodes its own pool (the
-   DegradeWorker before it). Also actor start-up (process, imports, pool) and patches/s per actor.
+   DegradeWorker before it). Also actor start-up (process, imports and a first row, then the pool), with the CPU
+   seconds each process spent to its first row, and patches/s per actor.
 2. **Shards**: the same for a pool read from Parquet shards (``jobs/prepare_shards.py``) at the largest size.
 3. **Windows**: rows/s of one worker drawing from windows (``data.pool_memory_gb`` = a quarter of the pool) vs the
    resident pool, one thread each; and the DF2K (3,450 images) extrapolation of the measured memory slope.
 4. **Stream vs DataLoader** at equal producers: patches/s delivered to a consumer that only touches each batch,
    and the first batch, for the Ray stream and a PyTorch ``DataLoader`` whose workers call ``DegradeWorker.make``
-   per task (default collate of k tasks); every producer on one core (OpenCV's own pool too), as an actor of 1 CPU.
-5. **Start-up vs schedule**: first batch of a 64M-task stream vs a 400-task one (alternated pairs).
+   per task (default collate of k tasks), as a user would write it (**baseline**; OpenCV then runs its own pool
+   of all cores in each worker) and with every worker on one core, as an actor of 1 CPU is.
+5. **Start-up vs schedule**: first batch of a 64M-task stream vs a 400-task one (alternated pairs, each stream
+   in a fresh Ray: Ray's start not counted, its actors' and the dataset's are).
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ def smaps(pid: int | str = "self", path: str | None = None) -> dict[str, float]:
     resident pages (mapped by this process only)."""
     with open(f"/proc/{pid}/smaps_rollup") as f:
         kb = {ln.split(":")[0]: float(ln.split()[1]) for ln in f if ln.split(":")[0].replace("_", "").isalpha()}
-    out = {"pss": kb["Pss"] / 1024, "uss": (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024, "file": 0.0}
+    out = {"pss": kb["Pss"] / 1024, "uss": (kb["Private_Clean"] + kb["Private_Dirty"]) / 1024, "file": 0.0,
+           "anon": kb["Anonymous"] / 1024}  # fmt: skip
     inside = False
     for line in open(f"/proc/{pid}/smaps").read().splitlines() if path else []:
         if not line.split(":")[0].replace("_", "").isalpha():  # a mapping's header: "start-end perms … path"
@@ -63,14 +69,22 @@ def smaps(pid: int | str = "self", path: str | None = None) -> dict[str, float]:
 
 @ray.remote(num_cpus=0.25)
 class Probe:
-    """One actor's process: imports and a warm DegradeWorker first, then the measured pool."""
+    """One actor's process: imports and a first row (its start), then rows from a one-image pool for as long as
+    the measured run (heap and Ray's buffers grown), then the measured pool."""
 
     def __init__(self, warm_source: str) -> None:
         cfg = workload(warm_source)  # one image: what a worker holds besides its pool (imports, buffers of a task)
-        worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
-        for t in range(8):
-            worker.make(t)
+        self.warm_worker = DegradeWorker(cfg.data, cfg.degradation, cfg.scale, cfg.seed)
+        self.warm_worker.make(0)
+        self.start_cpu_s = sum(os.times()[:2])  # this process's CPU seconds from its start to here
+
+    def warm(self, seconds: float) -> float:
+        tasks, start = 1, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            self.warm_worker.make(tasks)
+            tasks += 1
         self.base = smaps()
+        return self.start_cpu_s
 
     def run(self, source: str, kind: str, seconds: float) -> dict[str, float]:
         if kind == "copy":  # the baseline: this process decodes the whole pool into its own memory
@@ -92,7 +106,8 @@ class Probe:
         rate = tasks * cfg.data.patches_per_task / (time.perf_counter() - start)
         now = smaps(path=None if kind == "copy" else _mapped_path(worker))
         return {"built_s": built, "patches_per_s": rate, "uss": now["uss"] - self.base["uss"],
-                "pss": now["pss"] - self.base["pss"], "pool_pages": now["file"]}  # fmt: skip
+                "anon": now["anon"] - self.base["anon"], "pss": now["pss"] - self.base["pss"],
+                "pool_pages": now["file"]}  # fmt: skip
 
 
 def _mapped_path(worker: DegradeWorker) -> str:
@@ -103,20 +118,23 @@ def _mapped_path(worker: DegradeWorker) -> str:
 
 
 def pool_memory(source: str, kind: str, actors: int, seconds: float, warm: str) -> dict[str, float]:
-    """Start ``actors`` probes (timed to ready), run them at once, and sum what they added."""
+    """Start ``actors`` probes (timed to their first row), warm them, run them at once, and sum what they added."""
     start = time.perf_counter()
     probes = [Probe.remote(warm) for _ in range(actors)]
     ray.get([p.__ray_ready__.remote() for p in probes])
     started = time.perf_counter() - start
+    cpu = ray.get([p.warm.remote(seconds) for p in probes])
     store = ray.available_resources().get("object_store_memory", 0.0)
     runs = ray.get([p.run.remote(source, kind, seconds) for p in probes])
     store -= ray.available_resources().get("object_store_memory", 0.0)
     for p in probes:
         ray.kill(p)
     pick = lambda key: [r[key] for r in runs]  # noqa: E731
-    return {"start_s": started + max(pick("built_s")), "built_s": max(pick("built_s")),
-            "uss": max(pick("uss")), "pool_pages": max(pick("pool_pages")), "node": sum(pick("pss")) + store / 2**20,
-            "patches_per_s": statistics.mean(pick("patches_per_s"))}  # fmt: skip
+    return {
+        "start_s": started + max(pick("built_s")), "built_s": max(pick("built_s")), "cpu_s": statistics.mean(cpu),
+        "uss": max(pick("uss")), "private": max(pick("anon")), "pool_pages": max(pick("pool_pages")),
+        "node": sum(pick("pss")) + store / 2**20, "patches_per_s": statistics.mean(pick("patches_per_s")),
+    }  # fmt: skip
 
 
 def stream_vs_loader(source: str, producers: int, batches: int) -> dict[str, float]:
@@ -155,9 +173,12 @@ def stream_vs_loader(source: str, producers: int, batches: int) -> dict[str, flo
             task = Tasks.worker.make(i).task
             return {"lr": task.lr, "hr": task.hr}
 
-    loader = torch.utils.data.DataLoader(Tasks(), batch_size=k, num_workers=producers, worker_init_fn=one_thread)
-    loader_rate, loader_first = consume(loader)
-    return {"ray": ray_rate, "loader": loader_rate, "ray_first": ray_first, "loader_first": loader_first}
+    out = {"ray": ray_rate, "ray_first": ray_first}
+    for name, init in (("loader", None), ("pinned", one_thread)):
+        Tasks.worker = None
+        loader = torch.utils.data.DataLoader(Tasks(), batch_size=k, num_workers=producers, worker_init_fn=init)
+        out[name], out[f"{name}_first"] = consume(loader)
+    return out
 
 
 def one_thread(_: int) -> None:
@@ -230,8 +251,13 @@ def main(argv: list[str] | None = None) -> None:
                 (folders[n] / f.name).symlink_to(f)
     warm = work / "warm"
     write_folder(warm, 1)
-    ray.init(address="local", num_cpus=max(8, 2 * max(actors)), include_dashboard=False, **console.ray_init_options())
-    ray.data.DataContext.get_current().enable_progress_bars = False
+
+    def start_ray() -> None:
+        cpus = max(8, 2 * max(actors))
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, **console.ray_init_options())
+        ray.data.DataContext.get_current().enable_progress_bars = False
+
+    start_ray()
     big = max(sizes)
     source = str(folders.get(big, folders.get(0)))
     raw = {}
@@ -241,14 +267,15 @@ def main(argv: list[str] | None = None) -> None:
         raw[n] = node_pool(str(folders.get(n, folders.get(0))), min_size=192).raw_bytes / 2**20
         print(f"   node cache of {n} images built once in {time.perf_counter() - t:.1f} s")
     if 1 in sections:
-        print("1. pool memory   images  raw MB  actors  kind   start s  pool s  USS/actor (pool pages)  node total  "
-              "(x raw)  patches/s/actor")  # fmt: skip
+        print("1. pool memory   images  raw MB  actors  kind   start s (CPU s)  pool s  private/actor (+ pool pages)  "
+              "node total  (x raw)  patches/s/actor")  # fmt: skip
         for n in sizes:
             for a in actors:
                 for kind in ("node", "copy"):
                     r = pool_memory(str(folders.get(n, folders.get(0))), kind, a, args.seconds, str(warm))
-                    print(f"   {n:>17} {raw[n]:7.0f} {a:7} {kind:>6} {r['start_s']:8.1f} {r['built_s']:7.2f} "
-                          f"{r['uss']:10.0f} ({r['pool_pages']:6.0f}) {r['node']:12.0f} {r['node'] / raw[n]:7.2f}x "
+                    print(f"   {n:>17} {raw[n]:7.0f} {a:7} {kind:>6} {r['start_s']:8.1f} ({r['cpu_s']:4.1f}) "
+                          f"{r['built_s']:7.2f} {r['private']:14.0f} (+ {r['pool_pages']:6.0f}) {r['node']:16.0f} "
+                          f"{r['node'] / raw[n]:7.2f}x "
                           f"{r['patches_per_s']:10.0f}", flush=True)  # fmt: skip
     if 2 in sections:
         from blindsr.data.shards import iter_source_images, write_shards
@@ -276,10 +303,19 @@ def main(argv: list[str] | None = None) -> None:
             r = stream_vs_loader(source, producers, args.batches)
             print(
                 f"4. {producers} producer(s): Ray stream {r['ray']:.0f} patches/s vs DataLoader {r['loader']:.0f} = "
-                f"{r['ray'] / r['loader']:.2f}x; first batch {r['ray_first']:.1f} s vs {r['loader_first']:.1f} s"
+                f"{r['ray'] / r['loader']:.2f}x, vs one core a worker {r['pinned']:.0f} = "
+                f"{r['ray'] / r['pinned']:.2f}x; "
+                f"first batch {r['ray_first']:.1f} s vs {r['loader_first']:.1f} s"
             )
     if 5 in sections:
-        pairs = [(first_batch(source, 400), first_batch(source, 64_000_000)) for _ in range(args.pairs)]
+        pairs = []
+        for _ in range(args.pairs):  # each stream in a Ray of its own: an abandoned one holds its actors a while
+            pair = []
+            for tasks in (400, 64_000_000):
+                ray.shutdown()
+                start_ray()
+                pair.append(first_batch(source, tasks))
+            pairs.append(tuple(pair))
         ratios = [long / short for short, long in pairs]
         print(
             f"5. first batch, 400 vs 64M tasks: {', '.join(f'{s:.1f}/{lg:.1f} s' for s, lg in pairs)}; "
