@@ -175,7 +175,6 @@ def stream_vs_loader(source: str, producers: int, batches: int) -> dict[str, flo
 
     out = {"ray": ray_rate, "ray_first": ray_first}
     for name, init in (("loader", None), ("pinned", one_thread)):
-        Tasks.worker = None
         loader = torch.utils.data.DataLoader(Tasks(), batch_size=k, num_workers=producers, worker_init_fn=init)
         out[name], out[f"{name}_first"] = consume(loader)
     return out
