@@ -123,9 +123,9 @@ def test_trials_share_the_cluster_and_one_that_cannot_fit_is_refused():
 
 def test_asha_rungs_sit_on_validation_steps():
     space = load_space(SPACES / "cmdsr_hp_asha.yaml")
-    asha = scheduler(space, space.config("demo"))  # 1000 steps, validation every 100, grace 20 %, keep 1/3
-    assert (asha._time_attr, asha._max_t, asha._reduction_factor) == ("step", 1001, 3)  # 1001: see scheduler()
-    assert asha._brackets[0]._rungs[-1][0] == 200  # the first rung: the validation at the grace period
+    asha = scheduler(space, space.config("demo"))  # 2000 steps, validation every 100, grace 20 %, keep 1/3
+    assert (asha._time_attr, asha._max_t, asha._reduction_factor) == ("step", 2001, 3)  # 2001: see scheduler()
+    assert asha._brackets[0]._rungs[-1][0] == 400  # the first rung: the validation at the grace period
     assert scheduler(load_space(SPACES / "cmdsr_t8_t0.yaml"), space.config("demo")) is None
 
 
