@@ -3,7 +3,7 @@
 # corpus, SEEDS seeds each (default 3), in their own MLflow store, then jobs/leaderboard.py on the corpus val
 # images and on photographs that installed packages ship (outside the corpus), and those per photograph. All five
 # train on one distribution, DASR's isotropic ×2 (what both protocols test), as the papers' comparisons do.
-# Usage: [SEEDS=3] [FIRST_SEED=0] bash benchmarks/demo_leaderboard.sh [OUT_DIR]   (~35 minutes a seed on 2 cores)
+# Usage: [SEEDS=3] [FIRST_SEED=0] bash benchmarks/demo_leaderboard.sh [OUT_DIR]   (~45 minutes a seed on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
