@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--actors", default="1,2,4")
     p.add_argument("--images", type=Path, help="a real folder of HR images instead of synthesised ones")
     p.add_argument("--seconds", type=float, default=6.0, help="rows made per actor, per measurement")
-    p.add_argument("--batches", type=int, default=40, help="batches per stream / DataLoader measurement")
+    p.add_argument("--batches", type=int, default=150, help="batches per stream / DataLoader measurement (~40 s)")
     p.add_argument("--pairs", type=int, default=3, help="alternated 400 / 64M-task first-batch pairs")
     p.add_argument("--window-tasks", type=int, default=1200, help="tasks per windows measurement")
     p.add_argument("--sections", default="1,2,3,4,5", help="which of the five sections to run")
