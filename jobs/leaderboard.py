@@ -123,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
             done += 1
     rows, out = build_rows(versions, scores, catalogue), Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    here = str(Path.cwd()) + "/"  # the page names paths under the project as a reader's checkout would
     command = "python jobs/leaderboard.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
-    sources = ", ".join(f"{s.name} ({s.source}, digest {s.digest})" for s in sets)
+    command = command.replace(here, "")
+    sources = ", ".join(f"{s.name} ({str(s.source).replace(here, '')}, digest {s.digest})" for s in sets)
     cut = f"HR centre-cropped to {args.crop}² px" if args.crop else "whole images"
     notes = [f"Test sets: {sources}; {cut}.", "", f"![PSNR-Y against parameters]({out.with_suffix('.png').name})"]
     out.write_text(page(rows, catalogue, LEGENDS, command, notes))

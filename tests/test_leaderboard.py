@@ -121,7 +121,7 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
     return {r["method"]: r for r in csv.DictReader(io.StringIO(path.read_text()))}
 
 
-def test_leaderboard_caches_ties_pools_seeds_and_places_published(tmp_path, capsys):
+def test_leaderboard_caches_ties_pools_seeds_and_places_published(tmp_path, capsys, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     for seed in (0, 1):
         _register(uri, "srresnet_x2", "srresnet", seed)
@@ -196,6 +196,10 @@ def test_leaderboard_caches_ties_pools_seeds_and_places_published(tmp_path, caps
     assert job("leaderboard").main(args) == 0
     assert "evaluated 0 of 6 version × protocol × set (6 cached)" in capsys.readouterr().out
     assert out.with_suffix(".csv").read_text() == before and len(client.search_runs([exp.experiment_id])) == 6
+    monkeypatch.chdir(tmp_path)  # from the project folder, the page names its paths relative to it
+    assert job("leaderboard").main(args) == 0 and str(tmp_path) not in out.read_text()
+    assert "--tracking-uri sqlite:///mlflow.db" in out.read_text() and "holiday (holiday, digest" in out.read_text()
+    capsys.readouterr()
     _register(uri, "cmdsr_x2", "cmdsr", 1)
     assert job("leaderboard").main(["cmdsr_x2", *args]) == 0
     assert "evaluated 2 of 4 version × protocol × set (2 cached)" in capsys.readouterr().out
