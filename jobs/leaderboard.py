@@ -124,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
     rows, out = build_rows(versions, scores, catalogue), Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     here = str(Path.cwd()) + "/"  # the page names paths under the project as a reader's checkout would
-    command = "python jobs/leaderboard.py " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
-    command = command.replace(here, "")
+    argv = sys.argv[1:] if args.argv is None else args.argv
+    command = ("python jobs/leaderboard.py " + shlex.join(argv)).replace(here, "")
     sources = ", ".join(f"{s.name} ({str(s.source).replace(here, '')}, digest {s.digest})" for s in sets)
     cut = f"HR centre-cropped to {args.crop}² px" if args.crop else "whole images"
     notes = [f"Test sets: {sources}; {cut}.", "", f"![PSNR-Y against parameters]({out.with_suffix('.png').name})"]

@@ -215,7 +215,7 @@ def _demo(cfg: Config, steps: int) -> Config:
 
 
 def cmdsr_demo() -> Config:
-    """README-sized CMDSR: ×2, SRResNet-10 width 32, n = 4, 24² patches, 2000 steps; ~16 minutes on 2 CPU cores.
+    """README-sized CMDSR: ×2, SRResNet-10 width 32, n = 4, 24² patches, 2000 steps; ~17 minutes on 2 CPU cores.
 
     4× the paper's learning rates and an EMA of the weights (decay 0.99) take it past bicubic; 2000 steps, not
     500, past it on whole photographs too (docs/cmdsr_demo_photos.md). The paper preset keeps the paper's rates."""
