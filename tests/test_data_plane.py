@@ -16,7 +16,7 @@ from blindsr.config import Config, ScalingConfig, build_config
 from blindsr.data.actor import DegradeWorker
 from blindsr.data.images import DatasetError
 from blindsr.data.patches import Task
-from blindsr.data.schema import ID_BYTES, TaskRow, decode, decode_specs, encode
+from blindsr.data.schema import ID_BYTES, TaskRow, _column, decode, decode_specs, encode, pack
 from blindsr.data.shards import load_shards, write_shards
 from blindsr.data.sources import load_source
 from blindsr.degradations import DegradationSpec, degrade
@@ -123,6 +123,23 @@ def test_encode_rejects_mixed_shapes_and_keys(folder):
         encode([wider_kernel])
     with pytest.raises(ValueError, match="at least one"):
         encode([])
+
+
+@pytest.mark.parametrize(
+    "overrides", [[], ["scaling.degrade_on=trainer"], ["data.sampler=pair", "data.moco_positive=other_image"]]
+)
+def test_a_call_row_written_in_place_equals_its_tasks_encoded_one_by_one(folder, overrides):
+    """The actor's call rows: each task writes its pixels into its slot of the row, and encode copies none."""
+    cfg = small_cfg(str(folder), *overrides)
+    kw = {"degrade_on": cfg.scaling.degrade_on, "tasks_per_row": 3}
+    (row,) = DegradeWorker(cfg.data, cfg.degradation, S, seed=3, first_task=6, **kw)({"id": np.array([1])})
+    alone = DegradeWorker(cfg.data, cfg.degradation, S, seed=3, **kw)
+    expected = pack(encode([alone.make(t) for t in (9, 10, 11)]))
+    for name in set(expected.column_names) - {"work_s"}:
+        assert np.array_equal(_column(row, name), _column(expected, name)), name
+    rows = [alone.make(t) for t in (9, 10)]
+    with pytest.raises(ValueError, match="are not the slots of the given"):
+        encode(rows, pixels=(None, np.stack([r.task.hr for r in rows])))
 
 
 # ---- shards -------------------------------------------------------------------------------------------

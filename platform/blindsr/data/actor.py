@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import mmap
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -34,6 +35,13 @@ from blindsr.degradations.spec import DegradationSpec
 log = logging.getLogger(__name__)
 
 STREAMS: dict[str, int] = {"train": 0, "val": 1}  # the stream's entry in every task's seed
+SPARE_ROWS = 3  # call-row buffers kept for reuse
+SPARE_REFS = 3  # sys.getrefcount of a spare buffer only _call_pixels holds: the spares' tuple, the loop, the call
+Pixels = tuple[np.ndarray | None, np.ndarray]  # uint8 (lr or None, hr) buffers a task's pixels are written into
+
+
+def _part(out: Pixels | None, index: int | slice) -> Pixels | None:
+    return None if out is None else (None if out[0] is None else out[0][index], out[1][index])
 
 
 class DegradeWorker:
@@ -110,6 +118,7 @@ class DegradeWorker:
             window=self.window,
         )
         self._single: dict[tuple[str, int], TaskSampler] = {}
+        self._spares: list[Pixels] = []  # call rows' buffers: a new one's page faults cost a quarter of its CPU here
 
     def rng(self, task_id: int) -> np.random.Generator:
         """The generator of task ``task_id``: a function of (run seed, stream, task id) only."""
@@ -146,37 +155,51 @@ class DegradeWorker:
             )
         return self._single[key]
 
-    def _pair(self, rng: np.random.Generator, pool: ImagePool) -> tuple[Task, DegradationSpec | None]:
+    def _pair(
+        self, rng: np.random.Generator, pool: ImagePool, out: Pixels | None
+    ) -> tuple[Task, DegradationSpec | None]:
         spec = sample_spec(rng, self.degradation, self.scale)
         mode = self.data.moco_positive
         if mode == "same":
-            return self.sampler.sample(rng, spec, pool), None
+            return self.sampler.sample(rng, spec, pool, out), None
         q_index = int(rng.integers(len(pool)))
-        query = self._from_image(pool, q_index, 1).sample(rng, spec)
+        query = self._from_image(pool, q_index, 1).sample(rng, spec, out=_part(out, slice(0, 1)))
         if mode == "other_image":
             k_index = (q_index + 1 + int(rng.integers(len(pool) - 1))) % len(pool)
             key_spec = dataclasses.replace(spec, seed=int(rng.integers(0, 2**31 - 1)))
         else:  # other_degradation
             k_index, key_spec = q_index, sample_spec(rng, self.degradation, self.scale)
-        keys = self._from_image(pool, k_index, self.data.patches_per_task - 1).sample(rng, key_spec)
-        task = Task(
-            lr=None if query.lr is None else np.concatenate([query.lr, keys.lr]),
-            hr=np.concatenate([query.hr, keys.hr]),
-            spec=spec,
-            image_id=query.image_id,
-            window=query.window,
+        keys = self._from_image(pool, k_index, self.data.patches_per_task - 1).sample(
+            rng, key_spec, out=_part(out, slice(1, None))
         )
-        return task, key_spec
+        lr, hr = out or (
+            None if query.lr is None else np.concatenate([query.lr, keys.lr]),
+            np.concatenate([query.hr, keys.hr]),
+        )
+        return Task(lr=lr, hr=hr, spec=spec, image_id=query.image_id, window=query.window), key_spec
 
-    def make(self, task_id: int) -> TaskRow:
-        """The row of task ``task_id`` (lr (n, 3, h, w), hr (n, 3, s·h, s·w) uint8)."""
+    def make(self, task_id: int, out: Pixels | None = None) -> TaskRow:
+        """The row of task ``task_id`` (lr (n, 3, h, w), hr (n, 3, s·h, s·w) uint8), its pixels written into
+        ``out`` (lr, or None with HR windows; hr) when given."""
         start = time.perf_counter()
         rng, pool = self.rng(task_id), self.images_of(task_id)
         if self.data.sampler == "pair":
-            task, key_spec = self._pair(rng, pool)
+            task, key_spec = self._pair(rng, pool, out)
         else:
-            task, key_spec = self.sampler.sample_random(rng, self.degradation, pool), None
+            task, key_spec = self.sampler.sample_random(rng, self.degradation, pool, out), None
         return TaskRow(task_id, task, key_spec, work_s=time.perf_counter() - start)
+
+    def _call_pixels(self) -> Pixels:
+        """(k, n, 3, h, w) lr (None with HR windows) and (k, n, 3, H, W) hr buffers for one call row: a previous
+        call's that nothing else references any more (its row is in the object store), else new ones."""
+        for pixels in self._spares:
+            if all(b is None or sys.getrefcount(b) == SPARE_REFS for b in pixels):
+                return pixels
+        k, n, p, side = self.tasks_per_row, self.data.patches_per_task, self.data.patch_size, self.sampler.hr_size
+        lr = None if self.window else np.empty((k, n, 3, p, p), np.uint8)
+        pixels = (lr, np.empty((k, n, 3, side + 2 * self.window, side + 2 * self.window), np.uint8))
+        self._spares = [*self._spares[1 - SPARE_ROWS :], pixels]
+        return pixels
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
         """``{"id": (b,) int64}`` call indices (:class:`~blindsr.data.stream.CallSource`) → b call rows, one at a
@@ -185,5 +208,7 @@ class DegradeWorker:
             first = self.first_task + int(call) * self.tasks_per_row
             if self.cursor is not None:
                 self.cursor.advance.remote(int(call))
-            table = encode([self.make(first + i) for i in range(self.tasks_per_row)])
+            lr, hr = self._call_pixels()  # each task writes its pixels into its slot: encode copies none
+            rows = [self.make(first + i, out=_part((lr, hr), i)) for i in range(self.tasks_per_row)]
+            table = encode(rows, pixels=(lr, hr))
             yield pack(table if self.columns is None else table.select(list(self.columns)))

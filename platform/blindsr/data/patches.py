@@ -1,16 +1,18 @@
 """Task sampler: one task = n aligned (LR, HR) patch pairs from one HR image, sharing one degradation.
 
 Each HR crop is cut with a context margin (``spec.context()``) so the blur and the resize never see a crop border,
-then flipped/rotated (albumentations' ``d4``, the element a seeded ``Compose([D4(p=1)])`` draws), degraded, and the
-margin dropped: a crop's LR equals that region of the whole image's LR. torch and albumentations load when a sampler
-is made, not with this module, so a process that only unpickles a row or the worker class starts without torch.
+then flipped/rotated (the D4 element a seeded albumentations ``Compose([D4(p=1)])`` draws, made by OpenCV into
+the task's buffer), degraded, and the margin dropped: a crop's LR equals that region of the whole image's LR. torch
+loads when a sampler is made, not with this module, so a process that only unpickles a row starts without it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from blindsr.config import DegradationConfig
@@ -20,6 +22,18 @@ from blindsr.degradations.spec import DegradationSpec
 
 if TYPE_CHECKING:
     import torch
+
+# albumentations' D4 group elements, in its order, each as the OpenCV call writing it into dst (tested equal)
+D4: dict[str, Callable[[np.ndarray, np.ndarray], object]] = {
+    "e": lambda x, dst: np.copyto(dst, x),
+    "r90": lambda x, dst: cv2.rotate(x, cv2.ROTATE_90_COUNTERCLOCKWISE, dst=dst),
+    "r180": lambda x, dst: cv2.flip(x, -1, dst=dst),
+    "r270": lambda x, dst: cv2.rotate(x, cv2.ROTATE_90_CLOCKWISE, dst=dst),
+    "v": lambda x, dst: cv2.flip(x, 0, dst=dst),
+    "hvt": lambda x, dst: cv2.flip(cv2.transpose(x), -1, dst=dst),
+    "h": lambda x, dst: cv2.flip(x, 1, dst=dst),
+    "t": lambda x, dst: cv2.transpose(x, dst=dst),
+}
 
 
 @dataclass
@@ -84,22 +98,30 @@ class TaskSampler:
                 f"(e.g. {small[0]}); load the pool with min_size={self.hr_size}"
             )
         import torch  # here and in sample(), not at the top: see the module's docstring
-        from albumentations.augmentations.geometric.functional import d4
-        from albumentations.core.type_definitions import d4_group_elements
 
         self.augment, self.same_augment = augment, same_augment
         self.device, self.window = torch.device(device), window
-        self._d4, self._d4_elements = d4, d4_group_elements
 
-    def _augment(self, window: np.ndarray, seed: int) -> np.ndarray:
-        """(H, W, 3) → the D4 image of ``Compose([D4(p=1)])`` after ``set_random_seed(seed)``: D4 draws its
-        element with ``default_rng(seed).choice``, which is ``integers(8)``; a view where a flip allows."""
-        element = self._d4_elements[int(np.random.default_rng(seed).integers(len(self._d4_elements)))]
-        return self._d4(window, element)
+    def _augment(self, window: np.ndarray, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        """(H, W, 3) → its D4 image as ``Compose([D4(p=1)])`` after ``set_random_seed(seed)`` makes it (D4 draws its
+        element with ``default_rng(seed).choice``, which is ``integers(8)``), into ``out`` if given."""
+        element = tuple(D4)[int(np.random.default_rng(seed).integers(len(D4)))]
+        if out is None:
+            h, w = window.shape[:2] if element in ("e", "r180", "v", "h") else window.shape[1::-1]
+            out = np.empty((h, w, *window.shape[2:]), window.dtype)
+        D4[element](window, out)
+        return out
 
-    def sample(self, rng: np.random.Generator, spec: DegradationSpec, pool: ImagePool | None = None) -> Task:
+    def sample(
+        self,
+        rng: np.random.Generator,
+        spec: DegradationSpec,
+        pool: ImagePool | None = None,
+        out: tuple[np.ndarray | None, np.ndarray] | None = None,
+    ) -> Task:
         """One task with the given degradation from an image of ``pool`` (default: the sampler's); all randomness
-        (image, crops, flips) from ``rng``."""
+        (image, crops, flips) from ``rng``. ``out``: uint8 (lr (n, 3, h, w) or None with a window, hr) buffers the
+        task's pixels are written into, e.g. its slot of a call row."""
         if spec.scale != self.scale:
             raise ValueError(f"spec scale ×{spec.scale} differs from the sampler's ×{self.scale}")
         pool = self.pool if pool is None else pool
@@ -112,24 +134,38 @@ class TaskSampler:
         tops = rng.integers(0, h - self.hr_size + 1, size=self.n)
         lefts = rng.integers(0, w - self.hr_size + 1, size=self.n)
         shared_seed = int(rng.integers(2**31 - 1))
-        windows = []
-        for top, left in zip(tops, lefts, strict=True):
+        side = self.hr_size + 2 * cut
+        windows = np.empty((self.n, side, side, 3), np.uint8)  # channels last, as cut: the degradation splits it
+        for i, (top, left) in enumerate(zip(tops, lefts, strict=True)):
             win = crop_window(img.pixels, int(top), int(left), self.hr_size, cut)
             if self.augment:
-                win = self._augment(win, shared_seed if self.same_augment else int(rng.integers(2**31 - 1)))
-            windows.append(win)
+                self._augment(win, shared_seed if self.same_augment else int(rng.integers(2**31 - 1)), windows[i])
+            else:
+                windows[i] = win
+        from blindsr.degradations.banded import split_channels  # imports torch: see the module's docstring
+
+        lr_out, hr_out = (None, None) if out is None else out
         if self.window:
-            hr = np.stack(windows).transpose(0, 3, 1, 2).copy()  # (n, 3, P+2w, P+2w)
+            hr = split_channels(windows, hr_out)  # (n, 3, P+2w, P+2w)
             return Task(lr=None, hr=hr, spec=spec, image_id=img.id, window=cut)
         import torch
 
         from blindsr.degradations.pipeline import degrade
 
-        batch = torch.from_numpy(np.stack(windows)).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
-        lr = degrade(batch, spec, margin=margin)
-        hr = batch[..., margin : margin + self.hr_size, margin : margin + self.hr_size]
-        return Task(lr=lr.cpu().numpy(), hr=hr.contiguous().cpu().numpy(), spec=spec, image_id=img.id)
+        hr = split_channels(windows[:, margin : margin + self.hr_size, margin : margin + self.hr_size], hr_out)
+        batch = torch.from_numpy(windows).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
+        lr = degrade(batch, spec, margin=margin).cpu().numpy()
+        if lr_out is not None:
+            np.copyto(lr_out, lr)
+            lr = lr_out
+        return Task(lr=lr, hr=hr, spec=spec, image_id=img.id)
 
-    def sample_random(self, rng: np.random.Generator, cfg: DegradationConfig, pool: ImagePool | None = None) -> Task:
-        """Draw a degradation from ``cfg`` then a task with it (from ``pool``, default the sampler's)."""
-        return self.sample(rng, sample_spec(rng, cfg, self.scale), pool)
+    def sample_random(
+        self,
+        rng: np.random.Generator,
+        cfg: DegradationConfig,
+        pool: ImagePool | None = None,
+        out: tuple[np.ndarray | None, np.ndarray] | None = None,
+    ) -> Task:
+        """Draw a degradation from ``cfg`` then a task with it (``pool`` and ``out`` as :meth:`sample`'s)."""
+        return self.sample(rng, sample_spec(rng, cfg, self.scale), pool, out)

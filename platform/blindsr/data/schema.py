@@ -83,8 +83,9 @@ def decode_ids(arr: np.ndarray) -> list[str]:
     return [bytes(row).rstrip(b"\0").decode(errors="replace") for row in np.asarray(arr, np.uint8)]
 
 
-def encode(rows: Sequence[TaskRow]) -> pa.Table:
-    """Task rows → an Arrow table of :func:`task_schema` (one stack copy of the pixels, then zero-copy).
+def encode(rows: Sequence[TaskRow], pixels: tuple[np.ndarray | None, np.ndarray] | None = None) -> pa.Table:
+    """Task rows → an Arrow table of :func:`task_schema`: one stack copy of the pixels, then zero-copy; no copy
+    with ``pixels``, the (lr or None, hr) buffers of shape (k, n, 3, h, w) whose slot i row i's pixels are.
 
     Raises:
         ValueError: no rows, pixels that are not uint8, patches of different shapes or scales, or a key
@@ -124,10 +125,27 @@ def encode(rows: Sequence[TaskRow]) -> pa.Table:
         columns[f"key_{name}"] = pa.array(values, _scalar_type(name))
     columns["work_s"] = pa.array([r.work_s for r in rows], pa.float32())
     columns["window"] = pa.array([r.task.window for r in rows], pa.int32())
-    for name in ("lr", "hr") if first.lr is not None else ("hr",):
-        stacked = np.ascontiguousarray(np.stack([getattr(r.task, name) for r in rows]))  # Arrow's layout is C order
+    for j, name in enumerate(("lr", "hr")):
+        if first.lr is None and name == "lr":
+            continue
+        arrays = [getattr(r.task, name) for r in rows]
+        if pixels is None:
+            stacked = np.ascontiguousarray(np.stack(arrays))  # Arrow's layout is C order
+        elif not _slots_of(arrays, stacked := pixels[j]):
+            raise ValueError(f"encode: the rows' {name} are not the slots of the given {name} buffer")
         columns[name] = pa.FixedShapeTensorArray.from_numpy_ndarray(stacked)
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _slots_of(arrays: Sequence[np.ndarray], buffer: np.ndarray | None) -> bool:
+    """Whether ``arrays[i]`` is ``buffer[i]`` (same memory and shape) for every i, and ``buffer`` C-contiguous."""
+    ptr = lambda a: a.__array_interface__["data"][0]  # noqa: E731
+    return (
+        buffer is not None
+        and buffer.flags.c_contiguous
+        and len(buffer) == len(arrays)
+        and all(a.shape == b.shape and ptr(a) == ptr(b) for a, b in zip(arrays, buffer, strict=True))
+    )
 
 
 def pack(table: pa.Table) -> pa.Table:

@@ -124,10 +124,20 @@ def float_nchw(hr: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tenso
     hwc = hr.permute(0, 2, 3, 1)
     if hr.dtype == torch.uint8 and hr.device.type == "cpu" and hwc.is_contiguous() and hr.shape[1] > 1:
         planes = scratch("planes", tuple(hr.shape), torch.uint8, hr.device)
-        for img, dst in zip(hwc.numpy(), planes.numpy(), strict=True):
-            cv2.split(img, list(dst))
-        hr = planes
+        hr = torch.from_numpy(split_channels(hwc.numpy(), planes.numpy()))
     return out.copy_(hr)
+
+
+def split_channels(nhwc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, H, W, C) uint8 with rows of any stride → (N, C, H, W) C-contiguous, into ``out`` if given: OpenCV's
+    split, several times faster than torch's or numpy's strided copy of this layout."""
+    n, h, w, c = nhwc.shape
+    out = np.empty((n, c, h, w), nhwc.dtype) if out is None else out
+    if out.shape != (n, c, h, w) or not out.flags.c_contiguous:
+        raise ValueError(f"split_channels needs a C-contiguous {(n, c, h, w)} output, got {out.shape}")
+    for img, dst in zip(nhwc, out, strict=True):
+        cv2.split(img, list(dst))
+    return out
 
 
 def separable(
