@@ -17,10 +17,11 @@ DIV2K-sized photographs (2040 × 1356 PNG, ``blindsr.data.synthetic``) are writt
 2. **Shards**: the same for a pool read from Parquet shards (``jobs/prepare_shards.py``) at the largest size.
 3. **Windows**: rows/s of one worker drawing from windows (``data.pool_memory_gb`` = a quarter of the pool) vs the
    resident pool, one thread each; and the DF2K (3,450 images) extrapolation of the measured memory slope.
-4. **Stream vs DataLoader** at equal producers: patches/s delivered to a consumer that only touches each batch,
-   and the first batch, for the Ray stream and a PyTorch ``DataLoader`` whose workers call ``DegradeWorker.make``
-   per task (default collate of k tasks), as a user would write it (**baseline**; OpenCV then runs its own pool
-   of all cores in each worker) and with every worker on one core, as an actor of 1 CPU is.
+4. **Stream vs DataLoader** at equal producers (medians of ``--repeats`` paired runs): patches/s delivered to a
+   consumer that only touches each batch, and the first batch, for the Ray stream and a PyTorch ``DataLoader``
+   whose workers call ``DegradeWorker.make`` per task (default collate of k tasks), as a user would write it
+   (**baseline**; OpenCV then runs its own pool of all cores in each worker) and with every worker on one core,
+   as an actor of 1 CPU is.
 5. **Start-up vs schedule**: first batch of a 64M-task stream vs a 400-task one (alternated pairs, each stream
    in a fresh Ray: Ray's start not counted, its actors' and the dataset's are).
 """
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--images", type=Path, help="a real folder of HR images instead of synthesised ones")
     p.add_argument("--seconds", type=float, default=6.0, help="rows made per actor, per measurement")
     p.add_argument("--batches", type=int, default=150, help="batches per stream / DataLoader measurement (~40 s)")
+    p.add_argument("--repeats", type=int, default=3, help="paired stream / DataLoader runs, each producer count")
     p.add_argument("--pairs", type=int, default=3, help="alternated 400 / 64M-task first-batch pairs")
     p.add_argument("--window-tasks", type=int, default=1200, help="tasks per windows measurement")
     p.add_argument("--sections", default="1,2,3,4,5", help="which of the five sections to run")
@@ -299,12 +301,16 @@ def main(argv: list[str] | None = None) -> None:
             )
     if 4 in sections:
         for producers in (1, 2):
-            r = stream_vs_loader(source, producers, args.batches)
+            runs = [stream_vs_loader(source, producers, args.batches) for _ in range(args.repeats)]
+            for r in runs:
+                r["vs_loader"], r["vs_pinned"] = r["ray"] / r["loader"], r["ray"] / r["pinned"]
+            m = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            each = ", ".join(f"{r['vs_loader']:.2f}" for r in runs)
             print(
-                f"4. {producers} producer(s): Ray stream {r['ray']:.0f} patches/s vs DataLoader {r['loader']:.0f} = "
-                f"{r['ray'] / r['loader']:.2f}x, vs one core a worker {r['pinned']:.0f} = "
-                f"{r['ray'] / r['pinned']:.2f}x; "
-                f"first batch {r['ray_first']:.1f} s vs {r['loader_first']:.1f} s"
+                f"4. {producers} producer(s), median of {len(runs)}: Ray stream {m['ray']:.0f} patches/s vs "
+                f"DataLoader {m['loader']:.0f} = {m['vs_loader']:.2f}x "
+                f"({each}), vs one core a worker {m['pinned']:.0f} = "
+                f"{m['vs_pinned']:.2f}x; first batch {m['ray_first']:.1f} s vs {m['loader_first']:.1f} s"
             )
     if 5 in sections:
         pairs = []

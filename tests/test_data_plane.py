@@ -368,7 +368,7 @@ def test_a_paper_length_stream_starts_at_its_first_call_and_stays_a_lead_ahead(r
     """64M tasks, as CMDSR's paper schedule on 8 workers: the source yields call ids lazily, never more than its
     lead ahead of the calls the actors have begun, and the rows are those of task ids 0, 1, … in order."""
     from blindsr.data.plan import plan_resources
-    from blindsr.data.stream import BLOCK_TASKS, StreamCursor, build_dataset
+    from blindsr.data.stream import BLOCK_TASKS, TASKS_IN_FLIGHT, StreamCursor, build_dataset
 
     cfg = small_cfg(str(folder))
     plan = plan_resources(cfg.scaling, ray_session.cluster_resources(), reserve_train=False)
@@ -378,7 +378,7 @@ def test_a_paper_length_stream_starts_at_its_first_call_and_stays_a_lead_ahead(r
     for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
         rows.append(batch["task_id"][0])
         issued, begun = ray_session.get(cursor.state.remote())
-        lead = 4 * max(1, BLOCK_TASKS // K) * (plan.max_actors + 1)
+        lead = TASKS_IN_FLIGHT * max(1, BLOCK_TASKS // K) * (plan.max_actors + 1)
         assert issued - begun <= lead + BLOCK_TASKS // K, (issued, begun)
         if len(rows) == 12:
             break

@@ -32,6 +32,7 @@ from blindsr.data.plan import DataPlan, plan_resources, preflight
 log = logging.getLogger(__name__)
 
 BLOCK_TASKS = 16  # tasks per read block (an actor task): a killed actor re-makes at most this many rows
+TASKS_IN_FLIGHT = 4  # per actor; at Ray's 2 an actor idled 8% of the time between tasks (docs/performance.md)
 SOURCE_CPUS = 0.1  # the source mostly waits; unlike any actor's share (>= 0.25), so Ray never fuses it into the actors
 STALL_S = 60.0  # a source that hears nothing from the actors this long yields one call anyway (liveness)
 
@@ -103,10 +104,11 @@ def map_kwargs(plan: DataPlan) -> dict[str, Any]:
     Fault tolerance is Ray Data's default for actor pools, ``max_restarts=-1, max_task_retries=-1``: a crashed
     actor is restarted and its calls re-run, which gives the same rows (they are deterministic).
     """
+    queue = {"max_tasks_in_flight_per_actor": TASKS_IN_FLIGHT}
     if plan.max_actors > plan.actors:
-        compute = ray.data.ActorPoolStrategy(min_size=plan.actors, max_size=plan.max_actors)
+        compute = ray.data.ActorPoolStrategy(min_size=plan.actors, max_size=plan.max_actors, **queue)
     else:
-        compute = ray.data.ActorPoolStrategy(size=plan.actors)
+        compute = ray.data.ActorPoolStrategy(size=plan.actors, **queue)
     kwargs: dict[str, Any] = {"compute": compute, "num_cpus": plan.cpus_per_actor}
     if plan.gpus_per_actor > 0:
         kwargs["num_gpus"] = plan.gpus_per_actor
@@ -135,7 +137,8 @@ def build_dataset(
     plan = plan or plan_resources(cfg.scaling, ray.cluster_resources())
     per_block = max(1, BLOCK_TASKS // tasks_per_row)
     cursor = cursor or StreamCursor.remote()
-    source = CallSource(num_tasks // tasks_per_row, per_block, cursor, lead=4 * per_block * (plan.max_actors + 1))
+    lead = TASKS_IN_FLIGHT * per_block * (plan.max_actors + 1)  # every actor's queue full, and one more
+    source = CallSource(num_tasks // tasks_per_row, per_block, cursor, lead=lead)
     ds = ray.data.read_datasource(source, override_num_blocks=1, num_cpus=SOURCE_CPUS)
     ds = ds.map_batches(
         worker_cls,
