@@ -60,6 +60,14 @@ def crop_window(img: np.ndarray, top: int, left: int, size: int, margin: int) ->
     return np.pad(win, pads, mode="reflect" if min(win.shape[:2]) > 1 else "edge")
 
 
+def _place(array: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``array`` copied into ``out``; without one, ``array`` itself if C-contiguous, else a C-contiguous copy."""
+    if out is None:
+        return np.ascontiguousarray(array)
+    np.copyto(out, array)
+    return out
+
+
 class TaskSampler:
     """Cuts tasks of ``n`` patches (LR side ``patch_size``) from an image pool.
 
@@ -135,7 +143,7 @@ class TaskSampler:
         lefts = rng.integers(0, w - self.hr_size + 1, size=self.n)
         shared_seed = int(rng.integers(2**31 - 1))
         side = self.hr_size + 2 * cut
-        windows = np.empty((self.n, side, side, 3), np.uint8)  # channels last, as cut: the degradation splits it
+        windows = np.empty((self.n, side, side, 3), np.uint8)  # channels last, as cut and flipped
         for i, (top, left) in enumerate(zip(tops, lefts, strict=True)):
             win = crop_window(img.pixels, int(top), int(left), self.hr_size, cut)
             if self.augment:
@@ -152,13 +160,10 @@ class TaskSampler:
 
         from blindsr.degradations.pipeline import degrade
 
-        hr = split_channels(windows[:, margin : margin + self.hr_size, margin : margin + self.hr_size], hr_out)
-        batch = torch.from_numpy(windows).permute(0, 3, 1, 2).to(self.device)  # (n, 3, P+2m, P+2m)
-        lr = degrade(batch, spec, margin=margin).cpu().numpy()
-        if lr_out is not None:
-            np.copyto(lr_out, lr)
-            lr = lr_out
-        return Task(lr=lr, hr=hr, spec=spec, image_id=img.id)
+        planes = split_channels(windows)  # (n, 3, P+2m, P+2m): once, for the HR patches and the degradation
+        hr = _place(planes[..., margin : margin + self.hr_size, margin : margin + self.hr_size], hr_out)
+        lr = degrade(torch.from_numpy(planes).to(self.device), spec, margin=margin).cpu().numpy()
+        return Task(lr=_place(lr, lr_out), hr=hr, spec=spec, image_id=img.id)
 
     def sample_random(
         self,

@@ -115,7 +115,7 @@ def scratch(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch
 def float_nchw(hr: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """hr (N, C, H, W) uint8 or float, any strides → a contiguous float copy (float32 for uint8), into ``out`` if given.
 
-    Channels-last uint8 on the CPU (the sampler's crops, a permuted (N, H, W, C) stack) is split into uint8 planes
+    Channels-last uint8 on the CPU (a permuted (N, H, W, C) array, e.g. whole images) is split into uint8 planes
     by OpenCV first: torch's and numpy's strided conversions of that layout take several times as long."""
     if out is None:
         if hr.is_floating_point() and hr.is_contiguous():
