@@ -142,6 +142,20 @@ def test_a_call_row_written_in_place_equals_its_tasks_encoded_one_by_one(folder,
         encode(rows, pixels=(None, np.stack([r.task.hr for r in rows])))
 
 
+def test_a_call_rows_buffer_serves_again_only_once_nothing_holds_its_row(folder):
+    cfg = small_cfg(str(folder))
+    worker = DegradeWorker(cfg.data, cfg.degradation, S, seed=3, tasks_per_row=2)
+    held = [next(iter(worker({"id": np.array([c])}))) for c in range(5)]  # more rows kept than spare buffers
+    again = DegradeWorker(cfg.data, cfg.degradation, S, seed=3, tasks_per_row=2)
+    for c, row in enumerate(held):
+        expected = next(iter(again({"id": np.array([c])})))
+        for name in ("lr", "hr"):
+            assert np.array_equal(_column(row, name), _column(expected, name)), (c, name)
+    address = lambda row: _column(row, "hr").__array_interface__["data"][0]  # noqa: E731
+    dropped = address(next(iter(worker({"id": np.array([9])}))))
+    assert address(next(iter(worker({"id": np.array([10])})))) == dropped  # its buffer made the next row
+
+
 # ---- shards -------------------------------------------------------------------------------------------
 
 
