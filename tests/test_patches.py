@@ -85,10 +85,9 @@ def test_each_crop_gets_the_flip_albumentations_d4_pipeline_gives_its_seed(rng):
     for seed in rng.integers(2**31 - 1, size=300).tolist():
         pipeline.set_random_seed(seed)
         expected = pipeline(image=window)["image"]
-        got, into = sampler._augment(window, seed), np.zeros_like(window)
-        assert np.array_equal(got, expected), seed
+        into = np.zeros_like(window)
         assert sampler._augment(window, seed, into) is into and np.array_equal(into, expected), seed
-        seen.add(got.tobytes())
+        seen.add(into.tobytes())
     assert len(seen) == 8  # all eight flips/rotations drawn
 
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from blindsr.config import DataConfig, DegradationConfig
 from blindsr.console import Event, send
 from blindsr.data.images import DatasetError, ImagePool
-from blindsr.data.patches import Task, TaskSampler
+from blindsr.data.patches import Pixels, Task, TaskSampler
 from blindsr.data.pool import node_pool
 from blindsr.data.schema import TaskRow, encode, pack
 from blindsr.data.windows import PoolWindows
@@ -36,8 +36,13 @@ log = logging.getLogger(__name__)
 
 STREAMS: dict[str, int] = {"train": 0, "val": 1}  # the stream's entry in every task's seed
 SPARE_ROWS = 3  # call-row buffers kept for reuse
-SPARE_REFS = 3  # sys.getrefcount of a spare buffer only _call_pixels holds: the spares' tuple, the loop, the call
-Pixels = tuple[np.ndarray | None, np.ndarray]  # uint8 (lr or None, hr) buffers a task's pixels are written into
+
+
+def _refs(pixels: Pixels) -> list[int]:
+    return [sys.getrefcount(b) for b in pixels if b is not None]
+
+
+FREE_REFS = _refs((np.empty(0),))[0]  # a buffer that only its Pixels tuple holds, counted as _call_pixels counts
 
 
 def _part(out: Pixels | None, index: int | slice) -> Pixels | None:
@@ -193,7 +198,7 @@ class DegradeWorker:
         """(k, n, 3, h, w) lr (None with HR windows) and (k, n, 3, H, W) hr buffers for one call row: a previous
         call's that nothing else references any more (its row is in the object store), else new ones."""
         for pixels in self._spares:
-            if all(b is None or sys.getrefcount(b) == SPARE_REFS for b in pixels):
+            if all(refs == FREE_REFS for refs in _refs(pixels)):
                 return pixels
         k, n, p, side = self.tasks_per_row, self.data.patches_per_task, self.data.patch_size, self.sampler.hr_size
         lr = None if self.window else np.empty((k, n, 3, p, p), np.uint8)

@@ -23,6 +23,8 @@ from blindsr.degradations.spec import DegradationSpec
 if TYPE_CHECKING:
     import torch
 
+Pixels = tuple[np.ndarray | None, np.ndarray]  # uint8 (lr or None, hr) buffers a task's pixels are written into
+
 # albumentations' D4 group elements, in its order, each as the OpenCV call writing it into dst (tested equal)
 D4: dict[str, Callable[[np.ndarray, np.ndarray], object]] = {
     "e": lambda x, dst: np.copyto(dst, x),
@@ -110,14 +112,10 @@ class TaskSampler:
         self.augment, self.same_augment = augment, same_augment
         self.device, self.window = torch.device(device), window
 
-    def _augment(self, window: np.ndarray, seed: int, out: np.ndarray | None = None) -> np.ndarray:
-        """(H, W, 3) → its D4 image as ``Compose([D4(p=1)])`` after ``set_random_seed(seed)`` makes it (D4 draws its
-        element with ``default_rng(seed).choice``, which is ``integers(8)``), into ``out`` if given."""
-        element = tuple(D4)[int(np.random.default_rng(seed).integers(len(D4)))]
-        if out is None:
-            h, w = window.shape[:2] if element in ("e", "r180", "v", "h") else window.shape[1::-1]
-            out = np.empty((h, w, *window.shape[2:]), window.dtype)
-        D4[element](window, out)
+    def _augment(self, window: np.ndarray, seed: int, out: np.ndarray) -> np.ndarray:
+        """(S, S, 3) → its D4 image as ``Compose([D4(p=1)])`` after ``set_random_seed(seed)`` makes it (D4 draws its
+        element with ``default_rng(seed).choice``, which is ``integers(8)``), written into ``out`` (S, S, 3)."""
+        D4[tuple(D4)[int(np.random.default_rng(seed).integers(len(D4)))]](window, out)
         return out
 
     def sample(
@@ -125,7 +123,7 @@ class TaskSampler:
         rng: np.random.Generator,
         spec: DegradationSpec,
         pool: ImagePool | None = None,
-        out: tuple[np.ndarray | None, np.ndarray] | None = None,
+        out: Pixels | None = None,
     ) -> Task:
         """One task with the given degradation from an image of ``pool`` (default: the sampler's); all randomness
         (image, crops, flips) from ``rng``. ``out``: uint8 (lr (n, 3, h, w) or None with a window, hr) buffers the
@@ -170,7 +168,7 @@ class TaskSampler:
         rng: np.random.Generator,
         cfg: DegradationConfig,
         pool: ImagePool | None = None,
-        out: tuple[np.ndarray | None, np.ndarray] | None = None,
+        out: Pixels | None = None,
     ) -> Task:
         """Draw a degradation from ``cfg`` then a task with it (``pool`` and ``out`` as :meth:`sample`'s)."""
         return self.sample(rng, sample_spec(rng, cfg, self.scale), pool, out)

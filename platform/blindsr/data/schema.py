@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import numpy as np
 import pyarrow as pa
 
-from blindsr.data.patches import Task
+from blindsr.data.patches import Pixels, Task
 from blindsr.degradations.spec import DegradationSpec
 
 ID_BYTES = 128
@@ -83,7 +83,7 @@ def decode_ids(arr: np.ndarray) -> list[str]:
     return [bytes(row).rstrip(b"\0").decode(errors="replace") for row in np.asarray(arr, np.uint8)]
 
 
-def encode(rows: Sequence[TaskRow], pixels: tuple[np.ndarray | None, np.ndarray] | None = None) -> pa.Table:
+def encode(rows: Sequence[TaskRow], pixels: Pixels | None = None) -> pa.Table:
     """Task rows → an Arrow table of :func:`task_schema`: one stack copy of the pixels, then zero-copy; no copy
     with ``pixels``, the (lr or None, hr) buffers of shape (k, n, 3, h, w) whose slot i row i's pixels are.
 
